@@ -1,0 +1,84 @@
+"""What every training backend provides: typed settings, and a trial in -> metrics out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore
+
+Direction = Literal["maximize", "minimize"]
+
+
+class ObjectiveSettings(BaseModel):
+    """Base of the ``objective:`` block of a study spec.
+
+    Subclasses add the backend's fixed settings and hyperparameter defaults. Every hyperparameter a
+    backend takes is a field, so a search-space name is checked against the fields before anything runs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    epochs: int = Field(default=3, ge=1)
+
+    #: metric name -> its natural direction; the first is the default metric.
+    METRICS: ClassVar[dict[str, Direction]] = {}
+    #: fields that are settings, not hyperparameters: the space may not search them.
+    NOT_SEARCHABLE: ClassVar[frozenset[str]] = frozenset({"type"})
+
+    def searchable(self) -> list[str] | None:
+        """Names the ``space:`` block may search (None: any name)."""
+        return [name for name in type(self).model_fields if name not in self.NOT_SEARCHABLE]
+
+    def validate_space(self, space: Mapping[str, Any]) -> None:
+        """Backend-specific checks of the search space; raise ``studies.errors.ConfigError``."""
+
+    def check_inputs(self, spec_dir: Path) -> None:
+        """Check that data and model files exist (resolving relative paths); raise ConfigError."""
+
+    def default_metric(self) -> str:
+        return next(iter(self.METRICS))
+
+
+@dataclass
+class TrialContext:
+    """Everything an objective needs to run one trial.
+
+    Attributes:
+        trial: The Optuna trial, to report intermediate values and set user attributes.
+        params: Sampled hyperparameters, by name (the space's values; fixed settings are in the objective).
+        metrics: The metric names the study optimises; ``metrics[0]`` is reported for pruning.
+        prune: Whether to report intermediate values and ask the pruner (single-objective studies only).
+        run_dir: The trial's own directory for checkpoints, logs and plots.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        artifact_store: Where files that the dashboard offers for download are uploaded.
+        resume_from: A checkpoint left by an earlier attempt of the same trial, if any.
+    """
+
+    trial: optuna.Trial
+    params: dict[str, Any]
+    metrics: tuple[str, ...]
+    prune: bool
+    run_dir: Path
+    device: str
+    artifact_store: FileSystemArtifactStore | None = None
+    resume_from: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """A training backend: one trial in, every metric it measured out.
+
+    ``run`` reports ``ctx.metrics[0]`` once per epoch when ``ctx.prune`` is set and raises
+    ``optuna.TrialPruned`` when the pruner says so. It returns all metrics it knows (at least
+    ``ctx.metrics``); the worker stores the rest as user attributes.
+    """
+
+    def run(self, ctx: TrialContext) -> Mapping[str, float]: ...

@@ -1,0 +1,61 @@
+"""A formula objective: no training, a known optimum, optional sleeps and steps.
+
+For trying a storage, a worker set-up or a sampler without a GPU: ``objective: {type: formula}``.
+Its value is the mean squared distance of the numeric parameters from ``target`` (minimised).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import ClassVar
+
+import optuna
+from pydantic import Field
+
+from objectives.base import Direction, ObjectiveSettings, TrialContext
+
+
+class FormulaSettings(ObjectiveSettings):
+    """Settings of the formula objective.
+
+    Attributes:
+        steps: Intermediate values reported per trial (``epochs`` when 0), each after ``sleep`` seconds.
+        sleep: Seconds each step waits, standing in for training time.
+        target: Where the optimum lies for every numeric parameter.
+    """
+
+    type: str = "formula"
+    epochs: int = Field(default=1, ge=1)
+    steps: int = Field(default=0, ge=0)
+    sleep: float = Field(default=0.0, ge=0)
+    target: float = 0.3
+
+    METRICS: ClassVar[dict[str, Direction]] = {"loss": "minimize", "size": "minimize"}
+
+    def searchable(self) -> list[str] | None:
+        return None  # any parameter name: the formula uses every numeric one
+
+
+class FormulaObjective:
+    """Evaluate the formula, reporting a decreasing loss curve so pruners have something to cut."""
+
+    def __init__(self, settings: FormulaSettings) -> None:
+        self.settings = settings
+
+    def run(self, ctx: TrialContext) -> Mapping[str, float]:
+        numbers = [float(v) for v in ctx.params.values() if isinstance(v, int | float)
+                   and not isinstance(v, bool)]
+        loss = sum((x - self.settings.target) ** 2 for x in numbers) / max(len(numbers), 1)
+        steps = self.settings.steps or self.settings.epochs
+        wait = threading.Event()
+        for step in range(steps):
+            if self.settings.sleep:
+                wait.wait(self.settings.sleep)
+            if ctx.prune:
+                ctx.trial.report(loss * (1 + (steps - 1 - step) / steps), step)
+                if ctx.trial.should_prune():
+                    ctx.trial.set_user_attr("epochs_run", step + 1)
+                    raise optuna.TrialPruned(f"pruned at step {step}")
+        ctx.trial.set_user_attr("epochs_run", steps)
+        return {"loss": loss, "size": float(sum(abs(x) for x in numbers))}

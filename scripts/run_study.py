@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Run or resume a study: ``python scripts/run_study.py studies/cnn_digits.yaml [--n-trials N] ...``."""
+
+import sys
+
+from studies.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

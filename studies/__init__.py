@@ -1,0 +1,19 @@
+"""Study specs and the code that turns a spec into an Optuna study and fills it with trials."""
+
+from __future__ import annotations
+
+from studies.build import open_study
+from studies.errors import ConfigError, SpecError
+from studies.spec import StudySpec, load_spec, validate_spec
+from studies.worker import Worker, WorkerResult
+
+__all__ = [
+    "ConfigError",
+    "SpecError",
+    "StudySpec",
+    "Worker",
+    "WorkerResult",
+    "load_spec",
+    "open_study",
+    "validate_spec",
+]

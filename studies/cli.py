@@ -1,0 +1,89 @@
+"""``scripts/run_study.py``: parse flags, validate, open the study, run a worker, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from storage import mask_url, open_storage, resolve_url
+from storage.factory import StorageURLError
+from studies.build import open_study
+from studies.errors import SpecError
+from studies.spec import StudySpec, load_spec
+from studies.summary import print_summary, trial_line
+from studies.worker import Worker, WorkerResult, artifacts_root, exit_code, resolve_device, silence_optuna
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_study.py",
+        description="Run (or resume) a hyperparameter study until it holds n_trials finished trials. "
+        "Many workers may run this against one storage.",
+    )
+    parser.add_argument("spec", help="study spec (YAML), e.g. studies/cnn_digits.yaml")
+    parser.add_argument("--storage", help="storage URL (default: the spec's, sqlite:///storage/hpstudy.db)")
+    parser.add_argument("--study-name", help="study name (default: the spec's name)")
+    parser.add_argument("--n-trials", type=int, help="study-wide total of finished trials")
+    parser.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec key; VALUE is YAML (repeatable)")
+    parser.add_argument("--allow-space-change", action="store_true",
+                        help="resume a study whose stored search space differs from the spec's")
+    parser.add_argument("--quiet", action="store_true", help="no line per trial")
+    return parser
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """Flags are overrides too, applied after ``--set`` so they win."""
+    extra = []
+    for flag, key in (("storage", "storage"), ("study_name", "name"), ("n_trials", "n_trials"),
+                      ("timeout", "timeout"), ("device", "device")):
+        value = getattr(args, flag)
+        if value is not None:
+            extra.append(f"{key}={value}" if flag != "storage" else f"{key}='{value}'")
+    return [*args.overrides, *extra]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    try:
+        spec = load_spec(args.spec, flag_overrides(args))
+        url = resolve_url(spec.storage)
+        storage = open_storage(url)
+        study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change)
+    except SpecError as err:
+        print(f"error: {err.line()}", file=sys.stderr)
+        return 2
+    except StorageURLError as err:
+        print(f"error: --storage: {err}", file=sys.stderr)
+        return 2
+    silence_optuna()
+    result = _run(spec, study, console, quiet=args.quiet)
+    print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
+    if result.interrupted:
+        console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
+                      "run the same command again to resume.")
+    return exit_code(result)
+
+
+def _run(spec: StudySpec, study: object, console: Console, *, quiet: bool) -> WorkerResult:
+    import optuna
+
+    assert isinstance(study, optuna.Study)
+    device = resolve_device(spec.device)
+    console.print(f"study [bold]{spec.name}[/] on {mask_url(resolve_url(spec.storage))}: "
+                  f"{len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))}"
+                  f"/{spec.n_trials} finished, device {device}")
+
+    def on_end(trial: optuna.trial.FrozenTrial) -> None:
+        if not quiet:
+            console.print(trial_line(trial), markup=False)
+
+    worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end)
+    return worker.run()

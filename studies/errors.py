@@ -1,0 +1,39 @@
+"""The one error type a user sees for bad input."""
+
+from __future__ import annotations
+
+
+class SpecError(Exception):
+    """Bad user input, reported as one line: ``FILE: KEY: what is wrong (what is allowed)``.
+
+    Raised before any trial starts and before the storage is touched.
+
+    Args:
+        source: The file (or ``--set``/``--storage`` flag) the bad value came from.
+        key: Dotted path of the offending key, e.g. ``space.lr.low``.
+        message: What is wrong and what is allowed.
+    """
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.message = message
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        """The error as a single line."""
+        key = f" {self.key}:" if self.key else ""
+        text = " ".join(self.message.split())
+        return f"{self.source}:{key} {text}"
+
+
+class ConfigError(ValueError):
+    """Raised by a settings validator with a key relative to the model being validated.
+
+    ``load_spec`` turns it into a :class:`SpecError` with the full dotted key.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(message)

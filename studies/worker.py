@@ -1,0 +1,277 @@
+"""The worker loop: fill a study until it holds N finished trials, one trial at a time.
+
+Many workers (processes, machines) may run this loop against one storage: the trial count is read from
+the storage before every trial, and a trial claimed beyond N in a race is given back as a FAIL marked
+``surplus`` before any training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+from objectives import Objective, TrialContext, load_objective
+from storage import REPO_ROOT, artifact_store
+from studies.space import suggest
+from studies.spec import DEFAULT_ARTIFACTS, StudySpec
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+POLL_SECONDS = 2.0
+
+log = logging.getLogger("hpstudy")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM reached the worker: the running trial ends as FAIL and the worker stops."""
+
+
+class SurplusTrial(Exception):
+    """The study already had its N trials claimed when this one was asked for."""
+
+
+class TrialHook(Protocol):
+    """Something that takes part in every trial (memory constraint, checkpoints, ...)."""
+
+    def before(self, ctx: TrialContext) -> None:
+        """Called after sampling, before the objective runs."""
+
+    def after(self, ctx: TrialContext, metrics: Mapping[str, float] | None,
+              error: BaseException | None) -> BaseException | None:
+        """Called after the objective; may return a replacement for ``error`` (e.g. OOM -> pruned)."""
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did."""
+
+    study: optuna.Study
+    ran: int = 0
+    interrupted: str | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class Worker:
+    """Runs trials of ``study`` with ``objective`` until the study has ``spec.n_trials`` finished trials.
+
+    Args:
+        spec: The validated spec.
+        study: The opened study.
+        objective: The training backend (loaded from the spec when None).
+        device: Resolved device, ``cpu``/``cuda``/``cuda:N``.
+        hooks: Trial hooks, called in order.
+        on_trial_end: Called with every finished frozen trial (progress display).
+    """
+
+    spec: StudySpec
+    study: optuna.Study
+    objective: Objective | None = None
+    device: str = "cpu"
+    hooks: list[TrialHook] = field(default_factory=list)
+    on_trial_end: Callable[[optuna.trial.FrozenTrial], None] | None = None
+    _interrupt: _InterruptState = field(default_factory=lambda: _InterruptState())
+
+    def __post_init__(self) -> None:
+        if self.objective is None:
+            self.objective = load_objective(self.spec.settings)
+        self.artifacts_root = artifacts_root(self.spec)
+        self.store = artifact_store(self.artifacts_root / "_store")
+
+    def run(self) -> WorkerResult:
+        """Run trials until the study is full, the timeout passes or a signal arrives."""
+        result = WorkerResult(self.study)
+        deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
+        with _handle_signals(self._interrupt):
+            while not self._interrupt.requested:
+                if deadline is not None and time.monotonic() >= deadline:
+                    result.timed_out = True
+                    break
+                step = self._next_step()
+                if step == "done":
+                    break
+                if step == "wait":
+                    self._interrupt.wait(POLL_SECONDS)
+                    continue
+                try:
+                    self.study.optimize(self._run_trial, n_trials=1, catch=(Exception,),
+                                        gc_after_trial=True, show_progress_bar=False)
+                except Interrupted:
+                    pass
+                result.ran += 1
+                self._report_last()
+        result.interrupted = self._interrupt.requested
+        return result
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def _next_step(self) -> str:
+        trials = self.study.get_trials(deepcopy=False)
+        done = sum(t.state in FINISHED for t in trials)
+        if done >= self.spec.n_trials:
+            return "done"
+        if any(t.state == TrialState.WAITING for t in trials):
+            return "run"  # a retry or an enqueued trial waits for a worker
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        return "run" if done + running < self.spec.n_trials else "wait"
+
+    def _is_surplus(self, trial: optuna.Trial) -> bool:
+        earlier = self.study.get_trials(deepcopy=False, states=_CLAIMED)
+        return sum(t.number < trial.number for t in earlier) >= self.spec.n_trials
+
+    # -- one trial --------------------------------------------------------------------------------
+
+    def _run_trial(self, trial: optuna.Trial) -> float | list[float]:
+        if self._is_surplus(trial):
+            trial.set_user_attr("fail_reason", "surplus: the study already had its trials claimed")
+            raise SurplusTrial(f"trial {trial.number} is beyond n_trials={self.spec.n_trials}")
+        ctx = self._context(trial)
+        started = time.perf_counter()
+        metrics: Mapping[str, float] | None = None
+        error: BaseException | None = None
+        self._interrupt.in_trial = True
+        try:
+            for hook in self.hooks:
+                hook.before(ctx)
+            assert self.objective is not None
+            metrics = self.objective.run(ctx)
+        except BaseException as exc:  # noqa: BLE001 - every way out of training is recorded
+            error = exc
+        finally:
+            self._interrupt.in_trial = False
+            trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
+        for hook in self.hooks:
+            error = hook.after(ctx, metrics, error)
+        if error is None and self._interrupt.requested:
+            error = Interrupted(f"{self._interrupt.requested} received; training was stopped early")
+        if error is not None:
+            raise self._fail(trial, error) from error
+        assert metrics is not None
+        return self._values(trial, metrics)
+
+    def _context(self, trial: optuna.Trial) -> TrialContext:
+        params = suggest(trial, self.spec.space)
+        run_dir = self.artifacts_root / self.spec.name / str(trial.number)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr("device", self.device)
+        trial.set_user_attr("run_dir", str(run_dir))
+        return TrialContext(trial=trial, params=params, metrics=self.spec.metrics,
+                            prune=self.spec.effective_pruner.prunes and not self.spec.multi_objective,
+                            run_dir=run_dir, device=self.device, artifact_store=self.store)
+
+    def _fail(self, trial: optuna.Trial, error: BaseException) -> BaseException:
+        """Record why the trial ended and return the exception Optuna should see."""
+        if isinstance(error, optuna.TrialPruned):
+            return error
+        if self._interrupt.requested:
+            reason = f"interrupted by {self._interrupt.requested}"
+            trial.set_user_attr("fail_reason", reason)
+            return Interrupted(reason)
+        reason = f"{type(error).__name__}: {error}".strip()
+        trial.set_user_attr("fail_reason", reason[:2000])
+        if isinstance(error, Exception):
+            return error
+        return RuntimeError(reason)  # SystemExit & co. from inside training: a FAIL, not a dead worker
+
+    def _values(self, trial: optuna.Trial, metrics: Mapping[str, float]) -> float | list[float]:
+        missing = [m for m in self.spec.metrics if m not in metrics]
+        if missing:
+            reason = f"objective returned no {missing}; it returned {sorted(metrics)}"
+            trial.set_user_attr("fail_reason", reason)
+            raise KeyError(reason)
+        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+        values = [float(metrics[m]) for m in self.spec.metrics]
+        return values[0] if len(values) == 1 else values
+
+    def _report_last(self) -> None:
+        if self.on_trial_end is None:
+            return
+        trials = self.study.get_trials(deepcopy=False)
+        mine = [t for t in trials if t.state.is_finished()]
+        if mine:
+            self.on_trial_end(max(mine, key=lambda t: t.datetime_complete or t.datetime_start or 0))
+
+
+def artifacts_root(spec: StudySpec) -> Path:
+    """The artifact directory: the default under the repository's ``storage/``, others as given."""
+    if spec.artifacts == DEFAULT_ARTIFACTS:
+        return REPO_ROOT / DEFAULT_ARTIFACTS
+    return Path(spec.artifacts).resolve()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# -- signals ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _InterruptState:
+    requested: str | None = None
+    in_trial: bool = False
+    _event: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
+
+    def trigger(self, name: str) -> None:
+        self.requested = self.requested or name
+        self._event.set()
+
+
+@contextlib.contextmanager
+def _handle_signals(state: _InterruptState) -> Iterator[None]:
+    """SIGINT/SIGTERM: stop training now (the trial becomes FAIL) and stop the loop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        state.trigger(signal.Signals(signum).name)
+        if state.in_trial:
+            raise Interrupted(state.requested)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def exit_code(result: WorkerResult) -> int:
+    """Shell exit status: 0, or 128 + the signal number when interrupted."""
+    if result.interrupted:
+        return 128 + int(getattr(signal, result.interrupted, signal.SIGINT))
+    return 0
+
+
+def summary_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state name."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def silence_optuna() -> None:
+    """Optuna logs each trial at INFO; the runner prints its own concise lines instead."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
