@@ -38,13 +38,37 @@ class ObjectiveSettings(BaseModel):
         return [name for name in type(self).model_fields if name not in self.NOT_SEARCHABLE]
 
     def validate_space(self, space: Mapping[str, Any]) -> None:
-        """Backend-specific checks of the search space; raise ``studies.errors.ConfigError``."""
+        """Check that every value the space can take is a valid setting; raise ``ConfigError``.
+
+        The bounds and choices of each parameter are validated against the field's own constraints,
+        so ``dropout: {low: 0, high: 1.5}`` is refused before any trial. Backends add their own checks.
+        """
+        from studies.errors import ConfigError
+
+        base = self.model_dump()
+        for name, param in space.items():
+            if name not in type(self).model_fields:
+                continue  # backends that take any name (formula) check nothing more
+            for value in _edge_values(param):
+                try:
+                    type(self).model_validate({**base, name: value})
+                except ValueError as err:
+                    errors = getattr(err, "errors", lambda: [{"msg": str(err)}])()
+                    message = str(errors[0]["msg"]).removeprefix("Value error, ")
+                    raise ConfigError(f"space.{name}", f"{value!r} is not allowed: {message}") from None
 
     def check_inputs(self, spec_dir: Path) -> None:
         """Check that data and model files exist (resolving relative paths); raise ConfigError."""
 
     def default_metric(self) -> str:
         return next(iter(self.METRICS))
+
+
+def _edge_values(param: Any) -> list[Any]:
+    choices = getattr(param, "choices", None)
+    if choices is not None:
+        return list(choices)
+    return [param.low, param.high]
 
 
 @dataclass
