@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Static study report: ``python scripts/report.py [--storage URL] --study-name NAME --out DIR``."""
+
+import sys
+
+from studies.inspect.report import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Inspecting studies: what trials carry for optuna-dashboard, serving it, and a static report.
+
+Importing this package imports neither Ultralytics nor Lightning (nor matplotlib until a plot is drawn).
+"""
+
+from __future__ import annotations
+
+from studies.inspect.annotate import (
+    LEGACY_CONSTRAINTS_ATTR,
+    MEMORY_BUDGET_ATTR,
+    is_feasible,
+    set_constraint,
+    study_note_markdown,
+    write_study_note,
+)
+from studies.inspect.dashboard import DashboardServer, create_server
+from studies.inspect.plots import plot_memory_map
+from studies.inspect.report import SECTIONS, Report, write_report
+
+__all__ = [
+    "LEGACY_CONSTRAINTS_ATTR",
+    "MEMORY_BUDGET_ATTR",
+    "SECTIONS",
+    "DashboardServer",
+    "Report",
+    "create_server",
+    "is_feasible",
+    "plot_memory_map",
+    "set_constraint",
+    "study_note_markdown",
+    "write_report",
+    "write_study_note",
+]
