@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import optuna
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from storage import mask_url, open_storage, resolve_url
 from storage.factory import StorageURLError
@@ -14,7 +16,15 @@ from studies.build import open_study
 from studies.errors import SpecError
 from studies.spec import StudySpec, load_spec
 from studies.summary import print_summary, trial_line
-from studies.worker import Worker, WorkerResult, artifacts_root, exit_code, resolve_device, silence_optuna
+from studies.worker import (
+    FINISHED,
+    Worker,
+    WorkerResult,
+    artifacts_root,
+    exit_code,
+    resolve_device,
+    silence_optuna,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
+    silence_optuna()
     try:
         spec = load_spec(args.spec, flag_overrides(args))
         url = resolve_url(spec.storage)
@@ -63,7 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageURLError as err:
         print(f"error: --storage: {err}", file=sys.stderr)
         return 2
-    silence_optuna()
     result = _run(spec, study, console, quiet=args.quiet)
     print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
     if result.interrupted:
@@ -72,18 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code(result)
 
 
-def _run(spec: StudySpec, study: object, console: Console, *, quiet: bool) -> WorkerResult:
-    import optuna
-
-    assert isinstance(study, optuna.Study)
+def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool) -> WorkerResult:
     device = resolve_device(spec.device)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
     console.print(f"study [bold]{spec.name}[/] on {mask_url(resolve_url(spec.storage))}: "
-                  f"{len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))}"
-                  f"/{spec.n_trials} finished, device {device}")
+                  f"{done}/{spec.n_trials} finished trials, device {device}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task("trials", total=spec.n_trials, completed=done)
 
-    def on_end(trial: optuna.trial.FrozenTrial) -> None:
-        if not quiet:
-            console.print(trial_line(trial), markup=False)
+        def on_end(trial: optuna.trial.FrozenTrial) -> None:
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            progress.update(task, completed=min(finished, spec.n_trials))
+            if not quiet:
+                progress.console.print(trial_line(trial), markup=False, soft_wrap=True)
 
-    worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end)
-    return worker.run()
+        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end)
+        return worker.run()

@@ -250,6 +250,8 @@ def _spec_error(source: str, err: ValidationError, raw: Mapping[str, Any], *,
     elif first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1], raw)
         message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    elif first["type"] == "union_tag_not_found":
+        message = "missing 'type'; allowed: " + ", ".join(_union_tags(model, loc, raw))
     elif first["type"] == "union_tag_invalid":
         message = f"unknown type; allowed: {', '.join(sorted(first['ctx']['expected_tags'].split(', ')))}"
         message = message.replace("'", "")
@@ -260,6 +262,20 @@ def _spec_error(source: str, err: ValidationError, raw: Mapping[str, Any], *,
     if not source:  # nested validation: the caller adds the file
         return ConfigError(key, message)
     return SpecError(source, key, message)
+
+
+def _union_tags(model: type[BaseModel], loc: list[str], raw: Any) -> list[str]:
+    union: Any = model
+    node = raw
+    for part in loc:
+        union = _field_type(union, part, node)
+        node = node.get(part) if isinstance(node, Mapping) else None
+    tags = []
+    for variant in typing.get_args(union):
+        field = variant.model_fields.get("type") if isinstance(variant, type) else None
+        if field is not None:
+            tags.append(str(field.default))
+    return tags
 
 
 def _clean_loc(loc: tuple[Any, ...], raw: Any) -> list[str]:
