@@ -7,14 +7,28 @@ database server) and ``grpc://host:port`` (a storage proxy in front of a databas
 
 from __future__ import annotations
 
-from storage.urls import DEFAULT_STORAGE_URL, REPO_ROOT, mask_url, resolve_url
-from storage.factory import artifact_store, open_storage
+from storage.factory import (
+    StorageURLError,
+    StorageWarning,
+    artifact_store,
+    heartbeat_settings,
+    open_storage,
+)
+from storage.heartbeat import fail_stale_trials, recover_stale_trials
+from storage.urls import DEFAULT_STORAGE_URL, PASSWORD_ENV, REPO_ROOT, mask_url, resolve_url, split_password
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
+    "PASSWORD_ENV",
     "REPO_ROOT",
+    "StorageURLError",
+    "StorageWarning",
     "artifact_store",
+    "fail_stale_trials",
+    "heartbeat_settings",
     "mask_url",
     "open_storage",
+    "recover_stale_trials",
     "resolve_url",
+    "split_password",
 ]

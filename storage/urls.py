@@ -10,11 +10,32 @@ DEFAULT_STORAGE_URL = "sqlite:///storage/hpstudy.db"
 SCHEMES = ("sqlite", "postgresql", "mysql", "journal", "grpc")
 
 _PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]+:)(?P<pw>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd)=)(?P<pw>[^&\s]+)", re.IGNORECASE)
+#: Environment variables a database password is read from when the URL carries none (libpq reads
+#: ``PGPASSWORD`` and ``~/.pgpass`` by itself; ``HPSTUDY_DB_PASSWORD`` works for MySQL too).
+PASSWORD_ENV = "HPSTUDY_DB_PASSWORD"
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; anything else unchanged."""
-    return _PASSWORD.sub(r"\g<head>***\g<tail>", url)
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; anything else unchanged.
+
+    A ``password=`` query parameter is masked too.
+    """
+    return _QUERY_PASSWORD.sub(r"\g<head>***", _PASSWORD.sub(r"\g<head>***\g<tail>", url))
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """``postgresql://u:pw@h/db`` -> (``postgresql://u@h/db``, ``pw``); URLs without one unchanged.
+
+    The password is URL-decoded (``%40`` -> ``@``), as a database driver would read it.
+    """
+    from urllib.parse import unquote
+
+    match = _PASSWORD.search(url)
+    if match is None:
+        return url, None
+    bare = url[:match.start()] + match.group("head")[:-1] + match.group("tail") + url[match.end():]
+    return bare, unquote(match.group("pw"))
 
 
 def resolve_url(url: str | None) -> str:

@@ -22,7 +22,8 @@ import optuna
 from optuna.trial import TrialState
 
 from objectives import Objective, TrialContext, load_objective
-from storage import REPO_ROOT, artifact_store
+from storage import REPO_ROOT, artifact_store, recover_stale_trials
+from studies import resume
 from studies.space import suggest
 from studies.spec import DEFAULT_ARTIFACTS, StudySpec
 
@@ -117,6 +118,7 @@ class Worker:
     # -- scheduling -------------------------------------------------------------------------------
 
     def _next_step(self) -> str:
+        recover_stale_trials(self.study)  # a dead worker's RUNNING trial must not hold its slot forever
         trials = self.study.get_trials(deepcopy=False)
         done = sum(t.state in FINISHED for t in trials)
         if done >= self.spec.n_trials:
@@ -127,7 +129,9 @@ class Worker:
         return "run" if done + running < self.spec.n_trials else "wait"
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
-        earlier = self.study.get_trials(deepcopy=False, states=_CLAIMED)
+        # A WAITING trial (a queued retry) counts as claimed: a worker will run it, and a lower number
+        # must win over a fresh trial that raced it, or N + 1 trials could finish.
+        earlier = self.study.get_trials(deepcopy=False, states=(*_CLAIMED, TrialState.WAITING))
         return sum(t.number < trial.number for t in earlier) >= self.spec.n_trials
 
     # -- one trial --------------------------------------------------------------------------------
@@ -166,9 +170,13 @@ class Worker:
         run_dir.mkdir(parents=True, exist_ok=True)
         trial.set_user_attr("device", self.device)
         trial.set_user_attr("run_dir", str(run_dir))
+        point = resume.resume_point(trial, run_dir.parent)
+        if point is not None:
+            resume.record(trial, point)
         return TrialContext(trial=trial, params=params, metrics=self.spec.metrics,
                             prune=self.spec.effective_pruner.prunes and not self.spec.multi_objective,
-                            run_dir=run_dir, device=self.device, artifact_store=self.store)
+                            run_dir=run_dir, device=self.device, artifact_store=self.store,
+                            resume_from=point.checkpoint if point is not None else None)
 
     def _fail(self, trial: optuna.Trial, error: BaseException) -> BaseException:
         """Record why the trial ended and return the exception Optuna should see."""

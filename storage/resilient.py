@@ -1,0 +1,102 @@
+"""An RDBStorage that waits out a database outage (server restart, failover, network blip).
+
+Every storage call that fails because the connection is gone is retried with exponential backoff until
+``outage_timeout`` passes; ``pool_pre_ping`` then hands out fresh connections once the server is back.
+Errors that are not about the connection (constraint violations, finished trials) pass through at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger("hpstudy.storage")
+
+DEFAULT_OUTAGE_TIMEOUT = 600.0
+_FIRST_DELAY = 0.25
+_MAX_DELAY = 8.0
+
+# What _CachedStorage, the study and the heartbeat call on an RDBStorage.
+_METHODS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+    "get_study_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial", "set_trial_param",
+    "_set_trial_param", "get_trial_id_from_study_id_trial_number", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr", "get_trial",
+    "get_all_trials", "_get_trials", "get_n_trials", "get_best_trial", "_get_best_trial_id",
+    "record_heartbeat", "_get_stale_trial_ids",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) says the database could not be reached."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError):
+            return True
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retrying(name: str, method: F) -> F:
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.outage_timeout
+        delay, failed_once = _FIRST_DELAY, False
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # The attempt that lost its connection had committed: the trial is already finished.
+                if failed_once and name == "set_trial_state_values" and _finishing(args, kwargs):
+                    return True
+                raise
+            except Exception as err:
+                if not is_connection_error(err) or time.monotonic() + delay > deadline:
+                    raise
+                if not failed_once:
+                    log.warning("storage unreachable during %s (%s); retrying for up to %.0f s",
+                                name, type(err.__cause__ or err).__name__, self.outage_timeout)
+                failed_once = True
+                time.sleep(delay)  # backoff while the server is away, not synchronisation
+                delay = min(delay * 2, _MAX_DELAY)
+
+    return call  # type: ignore[return-value]
+
+
+def _finishing(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    state = kwargs.get("state", args[1] if len(args) > 1 else None)
+    return isinstance(state, TrialState) and state.is_finished()
+
+
+class ResilientRDBStorage(RDBStorage):
+    """RDBStorage whose calls survive a database outage of up to ``outage_timeout`` seconds.
+
+    Args:
+        url: SQLAlchemy URL.
+        outage_timeout: Seconds to keep retrying a call while the database cannot be reached.
+        **kwargs: Passed to :class:`optuna.storages.RDBStorage`.
+    """
+
+    def __init__(self, url: str, *, outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT, **kwargs: Any) -> None:
+        self.outage_timeout = outage_timeout
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(url, **kwargs)
+
+
+for _name in _METHODS:
+    setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
