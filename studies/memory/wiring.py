@@ -1,0 +1,36 @@
+"""What ``run_study.py`` needs when a spec sets ``memory:``: the constraint, the wrapped sampler, the hook."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import optuna
+
+from studies.memory.constraint import MemoryConstraint, build_constraint
+from studies.memory.hook import MemoryHook
+from studies.memory.sampler import MemoryFeasibleSampler
+
+if TYPE_CHECKING:
+    from studies.spec import StudySpec
+    from studies.worker import TrialHook
+
+
+def memory_constraint(spec: StudySpec, device: str) -> MemoryConstraint | None:
+    """This worker's constraint, or None when the spec sets no memory budget."""
+    return build_constraint(spec, device) if spec.memory is not None else None
+
+
+def memory_sampler(spec: StudySpec,
+                   constraint: MemoryConstraint | None) -> optuna.samplers.BaseSampler | None:
+    """The spec's sampler wrapped by the feasibility check (None: use the spec's sampler as is)."""
+    if constraint is None:
+        return None
+    from studies.samplers import build_sampler
+    from studies.space import distributions
+
+    dists = {k: v for k, v in distributions(spec.space).items() if k in constraint.axes}
+    return MemoryFeasibleSampler(build_sampler(spec.sampler), constraint, axis_distributions=dists)
+
+
+def memory_hooks(constraint: MemoryConstraint | None) -> list[TrialHook]:
+    return [MemoryHook(constraint)] if constraint is not None else []
