@@ -200,7 +200,7 @@ def _journal(url: str, *, beat: HeartbeatSettings, **_: Any) -> optuna.storages.
 
 def _grpc(url: str, *, beat: HeartbeatSettings, **_: Any) -> optuna.storages.BaseStorage:
     hostport = url.split("://", 1)[1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
+    host, _sep, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise StorageURLError(f"a gRPC URL is grpc://HOST:PORT, got {mask_url(url)!r}")
     storage = HeartbeatGrpcStorageProxy(host=host, port=int(port))

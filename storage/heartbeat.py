@@ -46,7 +46,8 @@ class AttrHeartbeat(BaseHeartbeat):
             self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        assert isinstance(self, BaseStorage) and self._heartbeat_interval is not None
+        assert isinstance(self, BaseStorage)
+        assert self._heartbeat_interval is not None
         grace = self._grace_period or 2 * self._heartbeat_interval
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))

@@ -155,7 +155,8 @@ class PostgresServer:
     def _ensure_database(self) -> None:
         import psycopg
 
-        conninfo = dict(host="127.0.0.1", port=self.port, user=USER, password=self.password, dbname="postgres")
+        conninfo = {"host": "127.0.0.1", "port": self.port, "user": USER, "password": self.password,
+                    "dbname": "postgres"}
         with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')

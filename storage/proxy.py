@@ -45,7 +45,8 @@ def serve(url: str, *, host: str = "0.0.0.0", port: int = 13000, threads: int = 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="storage_proxy.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", required=True, help="database URL (password better in HPSTUDY_DB_PASSWORD)")
+    parser.add_argument("--storage", required=True,
+                        help="database URL (password better in HPSTUDY_DB_PASSWORD)")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=13000, help="port to listen on (default 13000)")
     parser.add_argument("--threads", type=int, default=32, help="requests served at once")

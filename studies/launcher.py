@@ -91,15 +91,16 @@ class Launcher:
         if self.storage is not None:
             overrides.append(f"storage='{self.storage}'")
         spec = load_spec(self.spec_path, overrides)
-        study = open_study(spec, open_storage(resolve_url(spec.storage), heartbeat_interval=0, writer=False),
-                           source=self.spec_path, allow_space_change="--allow-space-change" in self.worker_args)
+        storage = open_storage(resolve_url(spec.storage), heartbeat_interval=0, writer=False)
+        study = open_study(spec, storage, source=self.spec_path,
+                           allow_space_change="--allow-space-change" in self.worker_args)
         return spec, study
 
     def run(self) -> int:
         """Run until the study is complete, every worker gave up, or a signal arrives; the exit status."""
         spec, study = self.prepare()
-        self.say(f"study {spec.name} on {mask_url(resolve_url(spec.storage))}: {_done(study)}/{spec.n_trials} "
-                 f"finished; {len(self.slots)} workers on {', '.join(self.gpus)}")
+        self.say(f"study {spec.name} on {mask_url(resolve_url(spec.storage))}: {_done(study)}/"
+                 f"{spec.n_trials} finished; {len(self.slots)} workers on {', '.join(self.gpus)}")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for slot in self.slots:
@@ -186,7 +187,7 @@ class Launcher:
                 slot.proc.wait()
 
     def _spec_overrides(self) -> list[str]:
-        """``--set``/``--n-trials``/``--study-name`` among the worker flags, so the launcher sees the same study."""
+        """The spec overrides among the worker flags (``--set``, ``--n-trials``...), as workers see them."""
         from studies.cli import build_parser, flag_overrides
 
         args, _ = build_parser().parse_known_args([self.spec_path, *self.worker_args])
