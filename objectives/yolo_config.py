@@ -167,9 +167,9 @@ class YOLOSettings(ObjectiveSettings):
 
     def validate_space(self, space: Mapping[str, Any]) -> None:
         """Refuse imgsz values off the stride grid and lr0/momentum searched under ``optimizer=auto``."""
-        super().validate_space(space)
         if "imgsz" in space:
             _check_imgsz_space(space["imgsz"])
+        super().validate_space(space)
         searched = [name for name in IGNORED_BY_AUTO if name in space]
         optimizers = getattr(space.get("optimizer"), "choices", None) or (self.optimizer,)
         if searched and "auto" in optimizers:
