@@ -190,9 +190,15 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
             row[name] = t.values[i] if t.values is not None else ""
         row.update({f"param_{p}": t.params.get(p, "") for p in params})
         row.update({a: t.user_attrs.get(a, "") for a in KEY_ATTRS})
-        row["constraints"] = ";".join(f"{k}={v:g}" for k, v in t.constraints.items())
+        row["constraints"] = _constraints(t)
         rows.append(row)
     return rows
+
+
+def _constraints(trial: FrozenTrial) -> str:
+    """Named constraints (``memory=12.5``); the legacy list's positional copies only when nothing is named."""
+    named = {k: v for k, v in trial.constraints.items() if not k.isdigit()}
+    return ";".join(f"{k}={v:g}" for k, v in (named or trial.constraints).items())
 
 
 def _ranked(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
