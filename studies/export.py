@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trial", type=int, help="trial number (multi-objective: one of the Pareto trials)")
     args = parser.parse_args(argv)
     try:
-        storage = open_storage(resolve_url(args.storage), heartbeat_interval=None)
+        storage = open_storage(resolve_url(args.storage), writer=False)
         study = optuna.load_study(study_name=args.study_name, storage=storage)
         path = export_best(study, args.out, trial_number=args.trial)
     except SpecError as err:

@@ -81,8 +81,10 @@ def test_study_trains_with_the_sampled_parameters(write_spec: Callable[..., Path
         assert {k: used[k] for k in t.params} == t.params
         assert (used["optimizer"], used["epochs"], used["device"]) == ("SGD", 1, "cpu")
         attrs = t.user_attrs
-        assert attrs["epochs_run"] == 1 and len(attrs["epoch_metrics"]) == 1
-        assert attrs["train_time_s"] > 0 and attrs["metrics"]["images_per_s"] > 0
+        assert attrs["epochs_run"] == 1
+        assert len(attrs["epoch_metrics"]) == 1
+        assert attrs["train_time_s"] > 0
+        assert attrs["metrics"]["images_per_s"] > 0
         assert t.values == [attrs["metrics"]["fitness"], attrs["metrics"]["metrics/recall(B)"]]
         stored = Path(tmp_path / "artifacts" / "_store" / attrs["best_weights_artifact"])
         assert stored.stat().st_size == (Path(attrs["run_dir"]) / "weights" / "best.pt").stat().st_size
@@ -92,7 +94,8 @@ def test_study_trains_with_the_sampled_parameters(write_spec: Callable[..., Path
     from ultralytics.cfg import get_cfg
 
     cfg = get_cfg(best)
-    assert (cfg.lr0, cfg.momentum, cfg.imgsz) == tuple(trials[0].params[k] for k in ("lr0", "momentum", "imgsz"))
+    chosen = trials[0].params
+    assert (cfg.lr0, cfg.momentum, cfg.imgsz) == (chosen["lr0"], chosen["momentum"], chosen["imgsz"])
     assert (cfg.model, cfg.optimizer, cfg.epochs, cfg.batch) == ("yolov8n.yaml", "SGD", 1, 8)
 
 
@@ -101,8 +104,10 @@ def test_always_prune_stops_after_the_first_epoch(write_spec: Callable[..., Path
     pruner = StepLog(prune=True)
     trial = run_study(write_spec(yolo(shapes)), sqlite_url, pruner).trials[0]
     assert trial.state == TrialState.PRUNED
-    assert list(trial.intermediate_values) == [0] and pruner.steps == [0]
-    assert trial.user_attrs["epochs_run"] == 1 and results_rows(trial.user_attrs["run_dir"]) == 1
+    assert list(trial.intermediate_values) == [0]
+    assert pruner.steps == [0]
+    assert trial.user_attrs["epochs_run"] == 1
+    assert results_rows(trial.user_attrs["run_dir"]) == 1
     assert "best_weights_artifact" not in trial.user_attrs
 
 
@@ -113,7 +118,8 @@ def test_never_prune_trains_every_epoch_and_reports_each_once(write_spec: Callab
     assert trial.state == TrialState.COMPLETE
     assert pruner.steps == [0, 1]  # the final evaluation of best.pt is no epoch
     assert list(trial.intermediate_values) == [0, 1]
-    assert trial.user_attrs["epochs_run"] == 2 and results_rows(trial.user_attrs["run_dir"]) == 2
+    assert trial.user_attrs["epochs_run"] == 2
+    assert results_rows(trial.user_attrs["run_dir"]) == 2
     epochs = trial.user_attrs["epoch_metrics"]
     assert [e["fitness"] for e in epochs] == pytest.approx(list(trial.intermediate_values.values()), abs=1e-6)
 

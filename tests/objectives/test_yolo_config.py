@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -40,11 +41,14 @@ def refusal(write_spec: Callable[..., Path], spec: dict[str, Any]) -> str:
     return line
 
 
-def test_train_args_match_installed_ultralytics() -> None:
-    import objectives.yolo  # noqa: F401  (offline environment before Ultralytics' first import)
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+def ultralytics_defaults() -> dict[str, Any]:
+    importlib.import_module("objectives.yolo")  # offline environment before Ultralytics' first import
+    defaults: dict[str, Any] = importlib.import_module("ultralytics.cfg").DEFAULT_CFG_DICT
+    return defaults
 
-    assert set(DEFAULT_CFG_DICT) == TRAIN_ARGS
+
+def test_train_args_match_installed_ultralytics() -> None:
+    assert set(ultralytics_defaults()) == TRAIN_ARGS
 
 
 def test_settings_module_imports_neither_torch_nor_ultralytics() -> None:
@@ -55,13 +59,11 @@ def test_settings_module_imports_neither_torch_nor_ultralytics() -> None:
 
 
 def test_defaults_are_ultralytics_defaults_with_explicit_sgd() -> None:
-    import objectives.yolo  # noqa: F401
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
+    defaults = ultralytics_defaults()
     settings = YOLOSettings(data="x.yaml")
     skip = {"type", "model", "data", "epochs", "device", "workers", "train_args", "optimizer", "imgsz"}
     for name in type(settings).model_fields.keys() - skip:
-        assert getattr(settings, name) == DEFAULT_CFG_DICT[name], name
+        assert getattr(settings, name) == defaults[name], name
     assert settings.optimizer == "SGD"
 
 
@@ -72,7 +74,8 @@ def test_valid_spec_resolves_data_and_merges_params(write_spec: Callable[..., Pa
     assert Path(settings.data).is_absolute()
     kwargs = settings.train_kwargs({"lr0": 0.05, "seed": 7})
     assert (kwargs["lr0"], kwargs["seed"], kwargs["patience"], kwargs["optimizer"]) == (0.05, 7, 3, "SGD")
-    assert kwargs["val"] is True and kwargs["plots"] is False
+    assert kwargs["val"] is True
+    assert kwargs["plots"] is False
 
 
 @pytest.mark.parametrize(("change", "key", "words"), [
@@ -91,7 +94,8 @@ def test_bad_objective_settings_are_one_line(write_spec: Callable[..., Path], sh
     spec = yolo_spec(shapes)
     spec["objective"].update(change)
     line = refusal(write_spec, spec)
-    assert f" {key}: " in line and words in line
+    assert f" {key}: " in line
+    assert words in line
 
 
 @pytest.mark.parametrize(("space", "words"), [
@@ -111,7 +115,8 @@ def test_bad_spaces_are_one_line(write_spec: Callable[..., Path], shapes: Path, 
     assert words in refusal(write_spec, spec)
 
 
-def test_good_imgsz_space_and_any_train_arg_are_accepted(write_spec: Callable[..., Path], shapes: Path) -> None:
+def test_good_imgsz_space_and_any_train_arg_are_accepted(write_spec: Callable[..., Path],
+                                                         shapes: Path) -> None:
     spec = yolo_spec(shapes)
     spec["space"] = {"imgsz": {"type": "int", "low": 32, "high": 128, "step": 32}, "batch": [4, 8],
                      "optimizer": ["SGD", "AdamW"], "lr0": {"type": "float", "low": 1e-3, "high": 0.1},
@@ -124,7 +129,8 @@ def test_dataset_yaml_with_download_key_is_refused(write_spec: Callable[..., Pat
     bad = shapes.with_name("download.yaml")
     bad.write_text(yaml.safe_dump({**data, "download": "https://example.com/shapes.zip"}))
     line = refusal(write_spec, yolo_spec(bad))
-    assert " objective.data: " in line and "'download:' key" in line
+    assert " objective.data: " in line
+    assert "'download:' key" in line
 
 
 def test_dataset_yaml_with_missing_split_is_refused(write_spec: Callable[..., Path], shapes: Path) -> None:
@@ -155,18 +161,24 @@ def test_shapes_are_deterministic_and_labels_inside_the_image() -> None:
     first, labels = detection_sample(config, "train", 5)
     again, labels_again = detection_sample(config, "train", 5)
     other, _ = detection_sample(ShapesConfig(imgsz=96, max_objects=4, n_classes=5, seed=12), "train", 5)
-    assert np.array_equal(np.asarray(first), np.asarray(again)) and labels == labels_again
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert labels == labels_again
     assert not np.array_equal(np.asarray(first), np.asarray(other))
     for cls, x, y, w, h in labels:
         assert 0 <= cls < 5
-        assert 0 < w <= 0.5 and 0 < h <= 0.5
-        assert 0 <= x - w / 2 and x + w / 2 <= 1 and 0 <= y - h / 2 and y + h / 2 <= 1
+        assert 0 < w <= 0.5
+        assert 0 < h <= 0.5
+        assert x - w / 2 >= 0
+        assert x + w / 2 <= 1
+        assert y - h / 2 >= 0
+        assert y + h / 2 <= 1
 
 
 def test_shapes_dataset_layout(shapes: Path) -> None:
     root = shapes.parent
     data = yaml.safe_load(shapes.read_text())
-    assert "path" not in data and "download" not in data
+    assert "path" not in data
+    assert "download" not in data
     assert data["names"] == {0: "circle", 1: "square", 2: "triangle"}
     assert len(list((root / "images" / "train").glob("*.png"))) == SMALL.n_train
     assert len(list((root / "labels" / "val").glob("*.txt"))) == SMALL.n_val
