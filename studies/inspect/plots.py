@@ -385,11 +385,20 @@ def plot_memory_map(study: optuna.Study, ax: Axes) -> bool:
     drawn = _draw_budget(ax, rows, memory_budget_mib(study))
     ax.set_xlabel(imgsz_name)
     ax.set_ylabel(batch_name)
+    _value_ticks(ax, rows)
+    ax.set_title("Peak memory by image size x batch")
+    ax.legend(loc="best", fontsize=8)
+    return drawn
+
+
+def _value_ticks(ax: Axes, rows: list[tuple[float, float, float | None, bool, FrozenTrial]]) -> None:
+    """Log axes labelled with the searched values themselves (320, 640, ...), not powers of two."""
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
-    ax.set_title("Peak memory by image size x batch")
-    ax.legend(loc="upper right", fontsize=8)
-    return drawn
+    if rows:
+        ax.set_xticks(sorted({r[0] for r in rows}), [f"{v:g}" for v in sorted({r[0] for r in rows})])
+        ax.set_yticks(sorted({r[1] for r in rows}), [f"{v:g}" for v in sorted({r[1] for r in rows})])
+        ax.minorticks_off()
 
 
 def _scatter_memory(ax: Axes, rows: list[tuple[float, float, float | None, bool, FrozenTrial]]) -> None:
@@ -409,8 +418,8 @@ def _scatter_memory(ax: Axes, rows: list[tuple[float, float, float | None, bool,
         ax.figure.colorbar(sc, ax=ax, label="peak memory (MiB)")
     bad = [r for r in rows if r[4].state == TrialState.COMPLETE and not is_feasible(r[4])]
     if bad:
-        ax.scatter([r[0] for r in bad], [r[1] for r in bad], marker="X", s=90, c="tab:red",
-                   label="infeasible (over budget)")
+        ax.scatter([r[0] for r in bad], [r[1] for r in bad], marker="s", s=160, facecolors="none",
+                   edgecolors="tab:red", linewidths=2, label="infeasible (over budget)")
     failed = [r for r in rows if r[4].state == TrialState.FAIL]
     if failed:
         ax.scatter([r[0] for r in failed], [r[1] for r in failed], marker="x", s=70, c="k", label="failed")

@@ -22,7 +22,8 @@ matplotlib.use("Agg")
 REPO = Path(__file__).resolve().parents[3]
 COMMON = {"importances.png", "history.png", "parallel_coordinate.png", "contour.png", "slice.png",
           "time_per_trial.png", "leaderboard.csv", "index.html"}
-NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)|@import|url\(\s*["']?(?:https?:|//)""", re.I)
+NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)|@import|url\(\s*["']?(?:https?:|//)""",
+                     re.IGNORECASE)
 
 
 def _check_html(index: Path, pngs: set[str]) -> str:
@@ -49,12 +50,14 @@ def test_cnn_study_report_has_every_figure(tmp_path: Path, make_study: Callable[
     assert {p.name for p in out.iterdir()} == pngs | {"leaderboard.csv", "index.html"}
     assert all((out / p).stat().st_size > 5_000 for p in pngs)
     text = _check_html(out / "index.html", pngs)
-    assert "Which parameter matters?" in text and "did pruning cut the right trials" in text.lower()
+    assert "Which parameter matters?" in text
+    assert "did pruning cut the right trials" in text.lower()
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert len(rows) == len(study.trials)
     assert {"param_lr", "param_momentum", "accuracy", "state", "epochs_run", "wall_time_s",
             "param_count"} <= set(rows[0])
-    assert rows[0]["rank"] == "1" and int(rows[0]["trial"]) == study.best_trial.number
+    assert rows[0]["rank"] == "1"
+    assert int(rows[0]["trial"]) == study.best_trial.number
 
 
 def test_formula_report_skips_what_does_not_apply(tmp_path: Path, study_factory: Callable[..., optuna.Study],
@@ -62,7 +65,7 @@ def test_formula_report_skips_what_does_not_apply(tmp_path: Path, study_factory:
     study = study_factory(n_trials=9, hooks=[infeasible_hook],
                           pruner={"name": "median", "n_startup_trials": 2})
     report = write_report(study, tmp_path / "out")
-    assert COMMON <= set(report.files)
+    assert set(report.files) >= COMMON
     assert set(report.skipped) == {"memory_map.png", "pareto_front.png", "confusion_matrix.png"}
     assert "imgsz and batch" in report.skipped["memory_map.png"]
     _check_html(report.files["index.html"], {n for n in report.files if n.endswith(".png")})
@@ -80,7 +83,8 @@ def test_multi_objective_report_draws_the_pareto_front(tmp_path: Path,
     assert SECTIONS["pareto"].skip(study) is None
     assert SECTIONS["intermediate"].skip(study) is not None  # multi-objective studies report no epochs
     fig = SECTIONS["pareto"].draw(study)
-    assert fig.axes[0].get_xlabel() == "loss" and fig.axes[0].get_ylabel() == "size"
+    assert fig.axes[0].get_xlabel() == "loss"
+    assert fig.axes[0].get_ylabel() == "size"
     fig.savefig(tmp_path / "pareto.png")
     assert (tmp_path / "pareto.png").stat().st_size > 5_000
 
@@ -90,9 +94,10 @@ def _memory_study(budget: float | None) -> optuna.Study:
     study = optuna.create_study(study_name="yolo-memory")
     if budget is not None:
         study.set_user_attr(MEMORY_BUDGET_ATTR, budget)
-    dists = {"imgsz": CategoricalDistribution([320, 640, 1280]), "batch": CategoricalDistribution([8, 32, 128]),
-             "lr0": FloatDistribution(1e-4, 1e-1, log=True)}
-    for i, (s, b) in enumerate([(320, 8), (320, 32), (640, 8), (640, 32), (640, 128), (1280, 32), (1280, 128)]):
+    dists = {"imgsz": CategoricalDistribution([320, 640, 1280]),
+             "batch": CategoricalDistribution([8, 32, 128]), "lr0": FloatDistribution(1e-4, 1e-1, log=True)}
+    sizes = [(320, 8), (320, 32), (640, 8), (640, 32), (640, 128), (1280, 32), (1280, 128)]
+    for i, (s, b) in enumerate(sizes):
         peak = 0.001 * (b * s * s) ** 0.95
         attr = "peak_memory_measured_mib" if i < 5 else "peak_memory_predicted_mib"
         trial = optuna.trial.create_trial(params={"imgsz": s, "batch": b, "lr0": 10 ** -(1 + i % 3)},
@@ -113,7 +118,8 @@ def test_memory_map_draws_the_budget_line_from_stored_attributes() -> None:
     plt.close(fig)
     assert any(label.startswith("budget") and "a=0.95" in label for label in labels)
     assert "infeasible (over budget)" in labels
-    assert "measured peak" in labels and "predicted peak" in labels
+    assert "measured peak" in labels
+    assert "predicted peak" in labels
     assert SECTIONS["memory_map"].skip(study) is None
 
 
@@ -126,15 +132,19 @@ def test_memory_map_without_a_budget_draws_points_only() -> None:
 
 
 def test_fit_memory_law_and_sizes() -> None:
-    c, a = fit_memory_law([1e5, 1e6, 1e7], [0.002 * p**0.9 for p in (1e5, 1e6, 1e7)])
-    assert a == pytest.approx(0.9) and c == pytest.approx(0.002)
+    fit = fit_memory_law([1e5, 1e6, 1e7], [0.002 * p**0.9 for p in (1e5, 1e6, 1e7)])
+    assert fit is not None
+    c, a = fit
+    assert a == pytest.approx(0.9)
+    assert c == pytest.approx(0.002)
     assert fit_memory_law([1e5, 1e5], [1.0, 2.0]) is None
     assert parse_memory("20GiB") == 20480.0
     assert parse_memory("0.85") is None
 
 
 def test_report_command_lists_studies_when_the_name_is_wrong(
-        tmp_path: Path, study_factory: Callable[..., optuna.Study], capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, study_factory: Callable[..., optuna.Study],
+        capsys: pytest.CaptureFixture[str]) -> None:
     study_factory(n_trials=1)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     assert main(["--storage", url, "--study-name", "nope", "--out", str(tmp_path / "r")]) == 2
