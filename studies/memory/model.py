@@ -100,7 +100,7 @@ class MemoryModel:
     axes: tuple[str, ...]
     fixed_mib: float
     coef: tuple[float, ...]
-    margin: float = 0.03
+    margin: float = 0.015
     oom_factor: float = 1.0
     oom_points: tuple[tuple[float, ...], ...] = ()
     n_obs: dict[str, int] = field(default_factory=dict)
@@ -146,7 +146,7 @@ class MemoryModel:
 
 
 def fit_model(observations: Iterable[Observation], axes: Sequence[str], *, budget_mib: float | None = None,
-              trainer_overhead: float = 1.2, margin: float = 0.03) -> MemoryModel:
+              trainer_overhead: float = 1.2, margin: float = 0.015) -> MemoryModel:
     """Fit a :class:`MemoryModel` to measured observations.
 
     Args:

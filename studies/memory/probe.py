@@ -236,7 +236,8 @@ class CpuProbe:
 
     def measure(self, step: ProfileStep, point: Mapping[str, float], *, limit_mib: float) -> float | None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([*self.preload, type(step).__module__])
+        # The step's own heavy imports are loaded once in the server: imports are not training memory.
+        ctx.set_forkserver_preload([*self.preload, type(step).__module__, *getattr(step, "preload", ())])
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1) as pool:
             peak, oom = pool.submit(_child_measure, step, dict(point), limit_mib).result()
         return None if oom else peak
