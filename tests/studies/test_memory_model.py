@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from studies.memory.evaluate import evaluate_recorded, load_tables
-from studies.memory.model import MemoryModel, NotEnoughObservations, Observation, fit_model, resolve_budget_mib
+from studies.memory.model import (
+    MemoryModel,
+    NotEnoughObservations,
+    Observation,
+    fit_model,
+    resolve_budget_mib,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "memory"
 

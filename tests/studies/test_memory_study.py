@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -86,7 +85,8 @@ def test_profiling_measures_real_steps_and_stores_the_model(
     assert _infeasible_share(constraint) >= 1 / 3
 
 
-def test_every_trained_trial_was_predicted_feasible(budget_study: tuple[optuna.Study, MemoryConstraint]) -> None:
+def test_every_trained_trial_was_predicted_feasible(
+        budget_study: tuple[optuna.Study, MemoryConstraint]) -> None:
     study, constraint = budget_study
     trained = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(trained) >= 15
@@ -120,7 +120,8 @@ def test_real_oom_ends_pruned_with_a_constraint_and_the_worker_goes_on(tmp_path:
     assert first.user_attrs["peak_memory_oom_mib"] >= constraint.budget_mib
     assert all(t.state == TrialState.COMPLETE for t in rest)
     assert len(rest) == 21
-    assert constraint.model is not None and constraint.model.n_obs["oom"] == 1
+    assert constraint.model is not None
+    assert constraint.model.n_obs["oom"] == 1
     assert study.user_attrs["memory.model:cpu"]["n_obs"]["oom"] == 1
     rss_before = psutil.Process().memory_info().rss
     Worker(spec=spec.model_copy(update={"n_trials": 42}), study=study, objective=StepObjective(),
