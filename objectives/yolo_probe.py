@@ -43,7 +43,7 @@ class YoloStep:
 
         imgsz, batch = int(point[self.imgsz_axis]), int(point[self.batch_axis])
         model = DetectionModel(self.model, nc=self.nc, verbose=False).to(device)
-        model.args = get_cfg()
+        model.args = get_cfg()  # type: ignore[assignment]  # the loss reads its box/cls/dfl gains
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         cuda = device.startswith("cuda")
