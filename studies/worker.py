@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import re
 import signal
 import threading
 import time
@@ -85,6 +87,7 @@ class Worker:
     _interrupt: _InterruptState = field(default_factory=lambda: _InterruptState())
 
     def __post_init__(self) -> None:
+        self._last_trial_id: int | None = None
         if self.objective is None:
             self.objective = load_objective(self.spec.settings)
         self.artifacts_root = artifacts_root(self.spec)
@@ -131,16 +134,22 @@ class Worker:
     def _is_surplus(self, trial: optuna.Trial) -> bool:
         # A WAITING trial (a queued retry) counts as claimed: a worker will run it, and a lower number
         # must win over a fresh trial that raced it, or N + 1 trials could finish.
+        if trial.number < self.spec.n_trials:
+            return False  # fewer than N trials of any state come before it: it cannot be surplus
         earlier = self.study.get_trials(deepcopy=False, states=(*_CLAIMED, TrialState.WAITING))
         return sum(t.number < trial.number for t in earlier) >= self.spec.n_trials
 
     # -- one trial --------------------------------------------------------------------------------
 
     def _run_trial(self, trial: optuna.Trial) -> float | list[float]:
+        self._last_trial_id = trial._trial_id
         if self._is_surplus(trial):
             trial.set_user_attr("fail_reason", "surplus: the study already had its trials claimed")
             raise SurplusTrial(f"trial {trial.number} is beyond n_trials={self.spec.n_trials}")
-        ctx = self._context(trial)
+        try:
+            ctx = self._context(trial)
+        except Exception as exc:  # sampling or set-up: still a FAIL with its reason
+            raise self._fail(trial, exc) from exc
         started = time.perf_counter()
         metrics: Mapping[str, float] | None = None
         error: BaseException | None = None
@@ -188,6 +197,7 @@ class Worker:
             return Interrupted(reason)
         reason = f"{type(error).__name__}: {error}".strip()
         trial.set_user_attr("fail_reason", reason[:2000])
+        _save_traceback(trial, error, self.artifacts_root / self.spec.name / str(trial.number))
         if isinstance(error, Exception):
             return error
         return RuntimeError(reason)  # SystemExit & co. from inside training: a FAIL, not a dead worker
@@ -200,15 +210,26 @@ class Worker:
             raise KeyError(reason)
         trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
         values = [float(metrics[m]) for m in self.spec.metrics]
+        if not all(math.isfinite(v) for v in values):
+            reason = f"objective returned a non-finite value: {dict(zip(self.spec.metrics, values, strict=True))}"
+            trial.set_user_attr("fail_reason", reason)
+            raise ValueError(reason)
         return values[0] if len(values) == 1 else values
 
     def _report_last(self) -> None:
-        if self.on_trial_end is None:
+        if self.on_trial_end is None or self._last_trial_id is None:
             return
-        trials = self.study.get_trials(deepcopy=False)
-        mine = [t for t in trials if t.state.is_finished()]
-        if mine:
-            self.on_trial_end(max(mine, key=lambda t: t.datetime_complete or t.datetime_start or 0))
+        trial = self.study._storage.get_trial(self._last_trial_id)
+        if trial.state.is_finished():
+            self.on_trial_end(trial)
+
+
+def _save_traceback(trial: optuna.Trial, error: BaseException, run_dir: Path) -> None:
+    import traceback
+
+    with contextlib.suppress(OSError):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(error)))
 
 
 def artifacts_root(spec: StudySpec) -> Path:
@@ -279,7 +300,22 @@ def summary_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+_TRIAL_FAILED = re.compile(r"Trial \d+ failed")
+
+
+class _NoTrialFailureTracebacks(logging.Filter):
+    """Optuna logs every failed trial with its traceback; the runner prints the reason in one line and
+    keeps the traceback in the trial's run directory (``traceback.txt``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _TRIAL_FAILED.match(record.getMessage())
+
+
 def silence_optuna() -> None:
     """Optuna logs each trial at INFO; the runner prints its own concise lines instead."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Filters of a parent logger do not see its children's records: filter Optuna's own handlers.
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTrialFailureTracebacks) for f in handler.filters):
+            handler.addFilter(_NoTrialFailureTracebacks())
 

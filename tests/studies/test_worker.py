@@ -89,7 +89,7 @@ def test_sigint_fails_the_running_trial_and_a_rerun_completes(
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGINT, out
-    assert "Traceback" not in out
+    assert "Traceback" not in out, out
     trials = _trials(sqlite_url, "formula")
     assert [t.state for t in trials] == [TrialState.FAIL]
     assert trials[0].user_attrs["fail_reason"] == "interrupted by SIGINT"
