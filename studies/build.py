@@ -78,6 +78,9 @@ def _store_spec(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:
     study.set_user_attr(METRICS_ATTR, list(spec.metrics))
     study.set_user_attr(SPEC_ATTR, spec_summary(spec))
     study.set_metric_names(list(spec.metrics))
+    from studies.inspect.annotate import write_study_note
+
+    write_study_note(study, overwrite=True)  # the dashboard's study page shows the spec
 
 
 def spec_summary(spec: StudySpec) -> dict[str, Any]:
