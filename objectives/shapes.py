@@ -34,9 +34,9 @@ class ShapesConfig:
         seed: Everything follows from it.
     """
 
-    n_train: int = 96
-    n_val: int = 32
-    imgsz: int = 64
+    n_train: int = 640
+    n_val: int = 160
+    imgsz: int = 128
     n_classes: int = 3
     max_objects: int = 3
     noise: float = 24.0

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
@@ -33,12 +34,14 @@ _offline_environment()
 import optuna  # noqa: E402
 import torch  # noqa: E402
 import ultralytics.engine.trainer as _trainer_module  # noqa: E402
+import ultralytics.utils.checks as _ul_checks  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
 from objectives.base import TrialContext  # noqa: E402
 from objectives.yolo_config import YOLOSettings  # noqa: E402
 
 _CHECK_AMP = _trainer_module.check_amp
+_CHECK_FONT = _ul_checks.check_font
 #: Metrics the objective measures itself, next to the trainer's.
 OWN_METRICS = ("fitness", "images_per_s", "train_time_s")
 
@@ -64,6 +67,18 @@ def _offline_check_amp(model: torch.nn.Module) -> bool:
     if device.type != "cuda" or (WEIGHTS_DIR / "yolo26n.pt").is_file():
         return bool(_CHECK_AMP(model))
     return True
+
+
+def _offline_check_font(font: str = "Arial.ttf") -> Path | str | None:
+    """Ultralytics' font lookup without its download: None (PIL's default font) when none is installed."""
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    local = (USER_CONFIG_DIR / Path(font).name).exists()
+    if local or any(font in f.fname for f in font_manager.fontManager.ttflist):
+        found: Path | str | None = _CHECK_FONT(font)
+        return found
+    return None
 
 
 def ultralytics_device(device: str) -> str:
@@ -273,7 +288,7 @@ def _cuda_peak(device: str) -> Iterator[dict[str, float]]:
 @contextlib.contextmanager
 def _released(reporter: EpochReporter) -> Iterator[None]:
     """Offline AMP check during training; afterwards close dataloaders and free memory, whatever happened."""
-    with _patched_check_amp():
+    with _offline_checks():
         try:
             yield
         finally:
@@ -286,12 +301,16 @@ def _released(reporter: EpochReporter) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _patched_check_amp() -> Iterator[None]:
-    _trainer_module.check_amp = _offline_check_amp
-    try:
+def _offline_checks() -> Iterator[None]:
+    """Swap Ultralytics' download-on-demand checks (AMP weights, fonts) for offline ones while training."""
+    import ultralytics.data.utils as ul_data
+    import ultralytics.utils.plotting as ul_plotting
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(_trainer_module, "check_amp", _offline_check_amp))
+        for module in (ul_data, ul_plotting):
+            stack.enter_context(mock.patch.object(module, "check_font", _offline_check_font))
         yield
-    finally:
-        _trainer_module.check_amp = _CHECK_AMP
 
 
 def _close_loaders(trainer: Any) -> None:

@@ -132,6 +132,9 @@ def test_trial_completes_without_network(write_spec: Callable[..., Path], sqlite
         attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
         raise OSError("network is blocked in this test")
 
+    from ultralytics.utils.checks import check_font
+
+    check_font.__wrapped__.cache_clear()  # an earlier test's cached font lookup would hide a download
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
