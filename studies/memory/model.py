@@ -172,7 +172,7 @@ def fit_model(observations: Iterable[Observation], axes: Sequence[str], *, budge
     trial = np.array([o.source == "trial" for o in measured], dtype=float)
     weights = _weights(y, budget_mib)
     best: tuple[float, float, np.ndarray] | None = None
-    for fixed in np.linspace(0.0, 0.9 * float(y.min()), _FIXED_GRID):
+    for fixed in np.linspace(0.0, 0.98 * float(y.min()), _FIXED_GRID):
         coef = _solve(x, y - fixed, trial, weights, math.log(trainer_overhead))
         pred = fixed + np.exp(_design(x, trial) @ coef)
         err = float(np.sum(weights * ((pred - y) / y) ** 2) / np.sum(weights))

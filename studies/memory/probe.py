@@ -335,8 +335,9 @@ def profile_ladder(measure: Callable[[dict[str, float]], float | None], grids: S
                    batch_axis: str, budget_mib: float, settings: LadderSettings) -> list[Observation]:
     """Measure batch ladders at a few levels of the other axes.
 
-    At each level the batch starts at its minimum and doubles while the next point, extrapolated linearly,
-    stays under ``settings.fraction`` of the budget; an out-of-memory point ends its ladder.
+    At each level the batch starts at 2 (or its minimum) and doubles while the next point, its growth
+    extrapolated linearly, stays under ``settings.fraction`` of the budget; an out-of-memory point ends
+    its ladder.
 
     Args:
         measure: Peak MiB of a bare step at a point, None when it ran out of memory.
@@ -358,7 +359,9 @@ def profile_ladder(measure: Callable[[dict[str, float]], float | None], grids: S
         combos = [{**c, grid.name: v} for c in combos for v in grid.levels(levels)]
     out: list[Observation] = []
     for combo in combos:
-        b = batch.minimum
+        # Batch 1 takes other code paths (no batch statistics to share) and reads oddly low: start at 2.
+        b = batch.round_down(2) if batch.minimum < 2 <= batch.maximum else batch.minimum
+        first: float | None = None
         while len(out) < settings.max_points:
             point = {**combo, batch_axis: b}
             peak = measure(point)
@@ -367,8 +370,10 @@ def profile_ladder(measure: Callable[[dict[str, float]], float | None], grids: S
                 out.append(Observation(vector, budget_mib, "probe", oom=True))
                 break
             out.append(Observation(vector, peak, "probe"))
+            first = peak if first is None else first
             nxt = batch.round_down(b * 2)
-            if nxt <= b or peak * nxt / b > settings.fraction * budget_mib:
+            # The growth above the first rung is about linear in batch; the fixed part does not double.
+            if nxt <= b or first + (peak - first) * nxt / b > settings.fraction * budget_mib:
                 break
             b = nxt
     return out
