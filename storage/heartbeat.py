@@ -51,9 +51,7 @@ class AttrHeartbeat(BaseHeartbeat):
         grace = self._grace_period or 2 * self._heartbeat_interval
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return [t._trial_id for t in running
-                if t.system_attrs.get(HEARTBEAT_ATTR) is not None
-                and now - float(t.system_attrs[HEARTBEAT_ATTR]) > grace]
+        return [t._trial_id for t in running if now - _last_sign_of_life(t) > grace]
 
     def get_heartbeat_interval(self) -> int | None:
         """Seconds between beats, None when heartbeats are off."""
@@ -62,6 +60,14 @@ class AttrHeartbeat(BaseHeartbeat):
     def get_heartbeat_stale_trial_callback(self) -> StaleCallback | None:
         """Called with every trial failed as stale (the retry callback)."""
         return self._stale_callback
+
+
+def _last_sign_of_life(trial: FrozenTrial) -> float:
+    """The last heartbeat, or the start for a trial whose worker died before its first beat."""
+    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    if beat is not None:
+        return float(beat)
+    return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
 
 
 class HeartbeatJournalStorage(AttrHeartbeat, JournalStorage):

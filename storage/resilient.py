@@ -12,10 +12,13 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 
@@ -97,6 +100,27 @@ class ResilientRDBStorage(RDBStorage):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(url, **kwargs)
 
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials, plus RUNNING trials that never beat at all.
+
+        A worker killed between creating a trial and its heartbeat thread's first beat (while the sampler
+        runs) leaves a trial without a heartbeat row, which Optuna never finds stale: it would hold a slot
+        forever. Such a trial is stale once it started longer than the grace period ago.
+        """
+        stale = RDBStorage._get_stale_trial_ids(self, study_id)
+        assert self.heartbeat_interval is not None
+        grace = timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - grace  # the column holds naive UTC
+        with _create_scoped_session(self.scoped_session, True) as session:
+            beatless = (session.query(models.TrialModel.trial_id)
+                        .outerjoin(models.TrialHeartbeatModel)
+                        .filter(models.TrialModel.study_id == study_id)
+                        .filter(models.TrialModel.state == TrialState.RUNNING)
+                        .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                        .filter(models.TrialModel._datetime_start_utc < cutoff)
+                        .all())
+        return stale + [row[0] for row in beatless if row[0] not in stale]
+
 
 for _name in _METHODS:
-    setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+    setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(ResilientRDBStorage, _name)))
