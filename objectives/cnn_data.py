@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,8 +17,8 @@ from objectives.cnn_config import CNNSettings
 class ClassificationData:
     """Train and validation sets with what the model needs to know about them."""
 
-    train: Dataset[tuple[torch.Tensor, torch.Tensor]]
-    val: Dataset[tuple[torch.Tensor, torch.Tensor]]
+    train: Dataset[Any]
+    val: Dataset[Any]
     num_classes: int
     in_channels: int
     class_counts: list[int]

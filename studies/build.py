@@ -10,8 +10,8 @@ import optuna
 from studies.errors import SpecError
 from studies.pruners import build_pruner
 from studies.samplers import build_sampler
-from studies.spec import StudySpec
 from studies.space import space_fingerprint
+from studies.spec import StudySpec
 
 SPACE_ATTR = "hpstudy.space"
 SPEC_ATTR = "hpstudy.spec"

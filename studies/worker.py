@@ -108,11 +108,9 @@ class Worker:
                 if step == "wait":
                     self._interrupt.wait(POLL_SECONDS)
                     continue
-                try:
+                with contextlib.suppress(Interrupted):  # recorded on the trial; the loop stops below
                     self.study.optimize(self._run_trial, n_trials=1, catch=(Exception,),
                                         gc_after_trial=True, show_progress_bar=False)
-                except Interrupted:
-                    pass
                 result.ran += 1
                 self._report_last()
         result.interrupted = self._interrupt.requested
