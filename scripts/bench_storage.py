@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Storage benchmark: ``python scripts/bench_storage.py`` -> docs/benchmarks/storage.json and a table."""
+
+import sys
+
+from storage.bench import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""``scripts/bench_storage.py``: trials per second and storage time per trial, by backend and workers.
+
+Every worker is a process running the real worker loop (:class:`studies.worker.Worker`) on the formula
+objective: 10 steps of 0.02 s, each reported (0.2 s a trial), random sampling so the CPU is left to the
+storage. Workers load and wait at a barrier, so start-up is not timed. Scaling is measured against the
+ideal ``workers / 0.2`` trials per second; storage time per trial is the time spent inside storage calls
+(all threads, heartbeat included) divided by the trials. The worker's ``gc.collect()`` after each trial
+(about 0.1 s of CPU, right for real training, unrelated to storage) is skipped in benchmark workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from storage.pgserver import PostgresServer, free_port
+
+OBJECTIVE_S = 0.2
+STEPS = 10
+WORKERS = (1, 2, 4, 8, 16)
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "storage.json"
+
+
+def _spec(directory: Path, name: str, n_trials: int) -> Path:
+    spec = {"name": name, "objective": {"type": "formula", "steps": STEPS, "sleep": OBJECTIVE_S / STEPS},
+            "space": {"x": {"type": "float", "low": -2.0, "high": 2.0},
+                      "y": {"type": "float", "low": 0.0, "high": 1.0}},
+            "sampler": {"name": "random", "seed": 0}, "pruner": {"name": "threshold", "upper": 1.0e9},
+            "n_trials": n_trials, "artifacts": str(directory / "artifacts"), "device": "cpu"}
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def worker_main(spec_path: str, url: str, go: str, out: str) -> None:
+    """One benchmark worker: open everything, wait for ``go`` to exist, run the loop, write timings."""
+    from storage import open_storage
+    from studies.build import open_study
+    from studies.spec import load_spec
+    from studies.worker import Worker, silence_optuna
+
+    silence_optuna()
+    gc.collect = lambda generation=2: 0  # see the module docstring: not a storage cost
+    spec = load_spec(spec_path)
+    storage = open_storage(url)
+    spent = _time_calls(storage)
+    study = open_study(spec, storage)
+    worker = Worker(spec=spec, study=study, device="cpu")
+    Path(out + ".ready").touch()
+    while not os.path.exists(go):
+        time.sleep(0.01)  # barrier poll: start-up is not part of the measurement
+    spent[0] = 0.0
+    start = time.time()
+    ran = worker.run().ran
+    Path(out).write_text(json.dumps({"start": start, "end": time.time(), "ran": ran, "storage_s": spent[0]}))
+
+
+def _time_calls(storage: Any) -> list[float]:
+    """Add the seconds spent in every public storage method (from any thread) to the returned cell."""
+    import threading
+
+    from optuna.storages import BaseStorage
+
+    spent = [0.0]
+    lock = threading.Lock()
+    names = [n for n in dir(BaseStorage) if not n.startswith("__")]
+    names += ["record_heartbeat", "_get_stale_trial_ids"]
+    for name in names:
+        method = getattr(storage, name, None)
+        if not callable(method):
+            continue
+
+        def timed(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            begin = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[0] += time.perf_counter() - begin
+
+        setattr(storage, name, timed)
+    return spent
+
+
+def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: int,
+            env: dict[str, str]) -> dict[str, Any]:
+    """Time ``workers`` processes filling one study of ``workers * per_worker`` trials."""
+    from storage import open_storage
+    from studies.build import open_study
+    from studies.spec import load_spec
+
+    name = f"bench-{backend}-{workers}-{int(time.time() * 1000)}"
+    spec = _spec(directory, name, workers * per_worker)
+    open_study(load_spec(spec), open_storage(url, heartbeat_interval=0, writer=False))
+    go = directory / f"{name}.go"
+    outs = [directory / f"{name}.{i}.json" for i in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "storage.bench", "--worker", str(spec), url, str(go),
+                               str(out)], env={**os.environ, **env}) for out in outs]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{o}.ready").exists() for o in outs) and time.monotonic() < deadline:
+        time.sleep(0.05)  # every worker imported and connected: start the clock for all at once
+    go.touch()
+    for proc in procs:
+        proc.wait(timeout=300)
+    timings = [json.loads(o.read_text()) for o in outs if o.exists()]
+    trials = sum(t["ran"] for t in timings)
+    elapsed = max(t["end"] for t in timings) - min(t["start"] for t in timings)
+    per_trial = sum(t["storage_s"] for t in timings) / max(trials, 1)
+    rate = trials / elapsed
+    return {"backend": backend, "workers": workers, "trials": trials, "seconds": round(elapsed, 2),
+            "trials_per_s": round(rate, 2), "scaling": round(rate / (workers / OBJECTIVE_S), 3),
+            "storage_s_per_trial": round(per_trial, 4),
+            "storage_share_of_60s_trial": round(per_trial / 60, 5)}
+
+
+@contextmanager
+def _proxy(url: str, env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "storage.proxy", "--storage", url, "--host", "127.0.0.1",
+                             "--port", str(port)], env={**os.environ, **env})
+    try:
+        from optuna.storages import GrpcStorageProxy
+
+        GrpcStorageProxy(host="127.0.0.1", port=port).wait_server_ready(timeout=60)
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import optuna
+
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                 platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "optuna": optuna.__version__, "os": platform.platform()}
+
+
+def run_all(workers: Sequence[int], per_worker: int) -> dict[str, Any]:
+    """Every backend at every worker count (SQLite at 1 worker only)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hpstudy-bench-") as tmp:
+        directory = Path(tmp)
+        directory.chmod(0o711)
+        rows.append(run_one(directory, "sqlite", f"sqlite:///{directory / 'bench.db'}", 1, per_worker, {}))
+        for n in workers:
+            journal = f"journal:///{directory / 'bench.log'}"
+            rows.append(run_one(directory, "journal", journal, n, per_worker, {}))
+        server = PostgresServer(directory / "pg")
+        server.start()
+        env = {"HPSTUDY_DB_PASSWORD": server.password}
+        os.environ.update(env)
+        try:
+            for n in workers:
+                rows.append(run_one(directory, "postgresql", server.url(), n, per_worker, env))
+            with _proxy(server.url(), env) as grpc_url:
+                for n in workers:
+                    rows.append(run_one(directory, "grpc+postgresql", grpc_url, n, per_worker, env))
+        finally:
+            server.destroy()
+    return {"objective_s": OBJECTIVE_S, "steps": STEPS, "trials_per_worker": per_worker,
+            "machine": machine(), "results": rows}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The results as a plain table."""
+    print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
+    print(f"{'backend':<17}{'workers':>8}{'trials':>8}{'trials/s':>10}{'scaling':>9}{'storage s/trial':>17}"
+          f"{'of 60 s trial':>15}")
+    for r in report["results"]:
+        print(f"{r['backend']:<17}{r['workers']:>8}{r['trials']:>8}{r['trials_per_s']:>10.2f}"
+              f"{r['scaling']:>9.0%}{r['storage_s_per_trial']:>17.4f}{r['storage_share_of_60s_trial']:>15.3%}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--worker"]:
+        worker_main(*args_list[1:5])
+        return 0
+    parser = argparse.ArgumentParser(prog="bench_storage.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default=",".join(map(str, WORKERS)), help="worker counts, e.g. 1,2,4")
+    parser.add_argument("--trials-per-worker", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
+    args = parser.parse_args(args_list)
+    report = run_all([int(w) for w in args.workers.split(",")], args.trials_per_worker)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
