@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import IO, Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from sqlalchemy import exc as sa_exc
 
 from storage.heartbeat import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
 from storage.resilient import DEFAULT_OUTAGE_TIMEOUT, ResilientRDBStorage
@@ -178,9 +181,18 @@ def _server(url: str, *, beat: HeartbeatSettings, pool_size: int, outage_timeout
         connect_args["application_name"] = "hpstudy"
     engine_kwargs = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2,
                      "pool_recycle": 1800, "pool_timeout": 60, "connect_args": connect_args}
-    return ResilientRDBStorage(bare, engine_kwargs=engine_kwargs, outage_timeout=outage_timeout,
-                               heartbeat_interval=beat.interval, grace_period=beat.grace_period,
-                               heartbeat_stale_trial_callback=beat.callback())
+    for attempt in range(5):
+        try:
+            return ResilientRDBStorage(bare, engine_kwargs=engine_kwargs, outage_timeout=outage_timeout,
+                                       heartbeat_interval=beat.interval, grace_period=beat.grace_period,
+                                       heartbeat_stale_trial_callback=beat.callback())
+        except sa_exc.SQLAlchemyError as err:
+            # Workers starting together on an empty database race to create Optuna's tables; the losers
+            # see "already exists" and find the tables there on the next try.
+            if ("already exists" not in str(err) and "duplicate key" not in str(err)) or attempt == 4:
+                raise
+            time.sleep(0.2 + random.random())  # backoff, spread so the next tries do not collide
+    raise AssertionError("unreachable")
 
 
 def _journal(url: str, *, beat: HeartbeatSettings, **_: Any) -> optuna.storages.BaseStorage:
