@@ -1,0 +1,128 @@
+"""The benchmark tasks: what every method trains, on which data, with which metric and epoch cap.
+
+A task fixes everything but the searched hyperparameters. ``space`` is searched by every method (the
+Ultralytics tuner gets the same ranges); ``tool_space`` only by hpstudy (the tuner cannot search imgsz and
+batch), under its memory model on a GPU. Data is generated before any method's clock starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from objectives.shapes import ShapesConfig, make_classify_dataset, make_detection_dataset
+
+#: Every method's search space for YOLO: the three parameters the tuner is asked to evolve.
+YOLO_SPACE: dict[str, Any] = {
+    "lr0": {"type": "float", "low": 1.0e-4, "high": 0.1, "log": True},
+    "lrf": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+    "momentum": {"type": "float", "low": 0.6, "high": 0.98},
+}
+#: Fixed for every method: no warm-up and no gradient accumulation (nbs = batch), so a few epochs of a
+#: small data set are enough for good and bad learning rates to separate; Ultralytics' defaults (3 warm-up
+#: epochs of at least 100 steps, nbs 64) would spend the whole epoch cap warming up.
+YOLO_FIXED: dict[str, Any] = {"optimizer": "SGD", "warmup_epochs": 0.0, "workers": 0,
+                              "train_args": {"seed": 0, "deterministic": True, "patience": 100}}
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One benchmark task.
+
+    Attributes:
+        name: Used in file names (``time_to_quality_<name>.json``).
+        objective: The spec's ``objective:`` block, shared by every method (``data`` filled by ``make_data``).
+        space: Searched by every method.
+        metric: The optimised metric (maximised).
+        methods: The methods that can run this task, in the order they run for seed 0.
+        budget: Default wall-clock budget per method and seed, in seconds.
+        make_data: Writes the data under a folder and returns the ``objective.data`` value.
+        tool_space: Searched by hpstudy alone.
+        tool_memory: hpstudy's ``memory:`` block (GPU tasks).
+        description: One line for the report.
+    """
+
+    name: str
+    objective: Mapping[str, Any]
+    space: Mapping[str, Any]
+    metric: str
+    methods: tuple[str, ...]
+    budget: float
+    make_data: Callable[[Path], str] | None = None
+    tool_space: Mapping[str, Any] = field(default_factory=dict)
+    tool_memory: Mapping[str, Any] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task whose data exists: ``objective`` is complete."""
+
+    task: BenchTask
+    objective: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+
+def prepare_task(task: BenchTask, data_root: Path) -> PreparedTask:
+    """Generate the task's data under ``data_root`` (not timed) and fill in ``objective.data``."""
+    objective = dict(task.objective)
+    if task.make_data is not None:
+        objective["data"] = task.make_data(data_root / task.name)
+    return PreparedTask(task, objective)
+
+
+def _shapes_classify(config: ShapesConfig) -> Callable[[Path], str]:
+    def make(root: Path) -> str:
+        return str(make_classify_dataset(root, config))
+
+    return make
+
+
+def _shapes_detect(config: ShapesConfig) -> Callable[[Path], str]:
+    def make(root: Path) -> str:
+        return str(make_detection_dataset(root, config))
+
+    return make
+
+
+_ALL = ("ultralytics-ga", "random", "tpe", "hpstudy")
+
+TASKS: dict[str, BenchTask] = {
+    "yolo-shapes-cls": BenchTask(
+        name="yolo-shapes-cls",
+        objective={"type": "yolo", "model": "yolov8n-cls.yaml", "task": "classify", "epochs": 8,
+                   "imgsz": 32, "batch": 16, "nbs": 16, **YOLO_FIXED,
+                   "train_args": {**YOLO_FIXED["train_args"], "auto_augment": None},
+                   "erasing": 0.0, "scale": 0.0, "dropout": 0.0},
+        space=YOLO_SPACE, metric="fitness", methods=_ALL, budget=80.0,
+        make_data=_shapes_classify(ShapesConfig(n_train=400, n_val=150, imgsz=48, n_classes=4, noise=6.0)),
+        description="yolov8n-cls from scratch on 400 shapes images (4 classes), imgsz 32, 8 epochs, CPU"),
+    "cnn-digits": BenchTask(
+        name="cnn-digits",
+        objective={"type": "cnn", "data": "digits", "image_size": 8, "epochs": 5, "optimizer": "sgd",
+                   "width": 16, "batch_size": 64, "max_train_samples": 600},
+        space={"lr": {"type": "float", "low": 1.0e-4, "high": 0.5, "log": True},
+               "momentum": {"type": "float", "low": 0.0, "high": 0.98},
+               "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True}},
+        metric="accuracy", methods=("random", "tpe", "hpstudy"), budget=40.0,
+        description="small CNN on scikit-learn digits (600 training images), 8 px, 5 epochs, CPU"),
+    "yolo-shapes-gpu": BenchTask(
+        name="yolo-shapes-gpu",
+        objective={"type": "yolo", "model": "yolov8n.yaml", "task": "detect", "epochs": 6, "imgsz": 320,
+                   "batch": 16, "nbs": 16, "close_mosaic": 2, **{**YOLO_FIXED, "workers": 4}},
+        space=YOLO_SPACE, metric="fitness", methods=_ALL, budget=90.0,
+        make_data=_shapes_detect(ShapesConfig(n_train=1200, n_val=300, imgsz=448, n_classes=3)),
+        tool_space={"imgsz": {"type": "int", "low": 320, "high": 640, "step": 32},
+                    "batch": {"type": "categorical", "choices": [8, 16, 32, 64]}},
+        tool_memory={"budget": 0.5},
+        description="yolov8n detect from scratch on 1200 shapes images (3 classes), imgsz 320-640, "
+                    "6 epochs, GPU"),
+}
+#: The tasks of a default run, and of ``--gpu``.
+CPU_TASKS = ("yolo-shapes-cls", "cnn-digits")
+GPU_TASKS = ("yolo-shapes-gpu",)
