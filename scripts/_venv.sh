@@ -12,10 +12,14 @@ fi
 STAMP="$VENV/.hpstudy-installed${EXTRAS:+-$EXTRAS}"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   echo "==> installing hpstudy${EXTRAS:+[$EXTRAS]} into $VENV (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "WARNING: Location" || true
-  "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 | grep -v "WARNING: Location" || true
+  LOG="$VENV/install.log"
+  if ! "$VENV/bin/python" -m pip install -e "$ROOT${EXTRAS:+[$EXTRAS]}" >"$LOG" 2>&1; then
+    grep -v "WARNING: Location" "$LOG" | tail -20 >&2
+    echo "install failed; full log: $LOG" >&2
+    exit 1
+  fi
   "$VENV/bin/python" -c "import optuna, torch, torchvision, lightning, ultralytics" \
-    || { echo "install failed" >&2; exit 1; }
+    || { echo "install failed: the packages do not import (log: $LOG)" >&2; exit 1; }
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

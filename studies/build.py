@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
@@ -77,7 +78,9 @@ def _store_spec(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:
     study.set_user_attr(SPACE_ATTR, fingerprint)
     study.set_user_attr(METRICS_ATTR, list(spec.metrics))
     study.set_user_attr(SPEC_ATTR, spec_summary(spec))
-    study.set_metric_names(list(spec.metrics))
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.metrics))
     from studies.inspect.annotate import write_study_note
 
     write_study_note(study, overwrite=True)  # the dashboard's study page shows the spec

@@ -13,13 +13,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from storage import open_storage
 from studies.cli import main
 
 Spec = Callable[..., dict[str, Any]]
 
 
 def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=url).get_trials()
+    return optuna.load_study(study_name=name, storage=open_storage(url, writer=False)).get_trials()
 
 
 def _wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
