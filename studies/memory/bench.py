@@ -136,7 +136,7 @@ def run_bench(device: str, fixtures: Path, log: Callable[[str], None]) -> dict[s
         "models": sorted(live) + sorted(recorded["per_model"]),  # type: ignore[call-overload]
         "note": "headline errors: recorded H100 data, held-out points at 60-100% of a 25%/50% budget, "
                 "model refined leave-one-out with the other near-budget points (profile-only errors under "
-                "'recorded.profile'); predictions include the 1.5% safety margin",
+                "'recorded.profile'); predictions include the 1.25% safety margin",
         "recorded": recorded,
         "live": live,
     }

@@ -58,7 +58,7 @@ class MemoryConstraint:
     budget_mib: float
     step: ProfileStep
     probe: Probe
-    margin: float = 0.015
+    margin: float = 0.0125
     trainer_overhead: float = 1.2
     ladder: LadderSettings = field(default_factory=LadderSettings)
     model: MemoryModel | None = None

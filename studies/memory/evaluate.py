@@ -47,7 +47,7 @@ def load_tables(folder: Path) -> list[Table]:
 
 
 def evaluate_table(table: Table, budget_mib: float, *, near: tuple[float, float] = (0.6, 1.0),
-                   margin: float = 0.015) -> dict[str, list[float]]:
+                   margin: float = 0.0125) -> dict[str, list[float]]:
     """Relative errors ``(predicted_safe - measured) / measured`` on held-out points near the budget.
 
     ``profile``: the model fitted on the ladder's points only. ``refined``: leave-one-out, fitted on the

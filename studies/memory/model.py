@@ -29,7 +29,10 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB|KB|MB|GB|TB)\s*$", r
 _UNITS_MIB = {"kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2,
               "kb": 1e3 / 2**20, "mb": 1e6 / 2**20, "gb": 1e9 / 2**20, "tb": 1e12 / 2**20}
 _FIXED_GRID = 32
-_PRIOR_WEIGHT = 2.0  # the trainer-overhead prior counts as this many average observations
+_PRIOR_WEIGHT = 2.0
+# An OOM far above the prediction says more about the moment (another process on the card, fragmentation)
+# than about the model: the dominance rule blocks that point and beyond, the global scale-up stays bounded.
+_MAX_OOM_FACTOR = 1.25  # the trainer-overhead prior counts as this many average observations
 
 
 class NotEnoughObservations(ValueError):
@@ -91,7 +94,7 @@ class MemoryModel:
         fixed_mib: The part that does not scale with the axes.
         coef: ``(c0, c_1..c_k, c_t)``: intercept, one exponent per axis, log trainer/probe ratio.
         margin: Safety margin added to every prediction used for a feasibility decision.
-        oom_factor: >= 1; raised so that every out-of-memory point is predicted at or above its limit.
+        oom_factor: In [1, 1.25]; raised so that out-of-memory points are predicted at or above their limit.
         oom_points: Points that ran out of memory (with their source): anything at or beyond one is refused.
         n_obs: Observations the fit used (probe, trial, oom).
         rel_rmse: Weighted relative RMS error of the fit on its own observations.
@@ -100,7 +103,7 @@ class MemoryModel:
     axes: tuple[str, ...]
     fixed_mib: float
     coef: tuple[float, ...]
-    margin: float = 0.015
+    margin: float = 0.0125
     oom_factor: float = 1.0
     oom_points: tuple[tuple[float, ...], ...] = ()
     n_obs: dict[str, int] = field(default_factory=dict)
@@ -146,7 +149,7 @@ class MemoryModel:
 
 
 def fit_model(observations: Iterable[Observation], axes: Sequence[str], *, budget_mib: float | None = None,
-              trainer_overhead: float = 1.2, margin: float = 0.015) -> MemoryModel:
+              trainer_overhead: float = 1.2, margin: float = 0.0125) -> MemoryModel:
     """Fit a :class:`MemoryModel` to measured observations.
 
     Args:
@@ -219,7 +222,7 @@ def _respect_oom(model: MemoryModel, ooms: list[Observation], *, counts: dict[st
     factor = 1.0
     for o in ooms:
         predicted = model.predict(o.point, trial=o.source == "trial")
-        factor = max(factor, o.peak_mib / predicted)
+        factor = max(factor, min(_MAX_OOM_FACTOR, o.peak_mib / predicted))
     points = tuple(o.point for o in ooms)
     return MemoryModel(axes=model.axes, fixed_mib=model.fixed_mib, coef=model.coef, margin=model.margin,
                        oom_factor=factor, oom_points=points, n_obs=counts, rel_rmse=model.rel_rmse)

@@ -39,9 +39,11 @@ def test_oom_point_is_a_lower_bound_and_blocks_everything_beyond_it() -> None:
     table = next(t for t in load_tables(FIXTURES) if t.name == "yolo11n")
     obs = [Observation(k, v) for k, v in table.peaks.items() if v is not None and k[1] <= 16]
     model = fit_model(obs, ("imgsz", "batch"))
-    limit = model.predict((640, 64), trial=False) * 1.5
+    limit = model.predict((640, 64), trial=False) * 1.1
     bounded = fit_model([*obs, Observation((640, 64), limit, "probe", oom=True)], ("imgsz", "batch"))
     assert bounded.predict((640, 64), trial=False) >= limit * 0.999
+    far = fit_model([*obs, Observation((640, 64), limit * 10, "probe", oom=True)], ("imgsz", "batch"))
+    assert far.oom_factor == pytest.approx(1.25)
     assert not bounded.fits((800, 128), budget_mib=1e9)
     assert bounded.fits((320, 8), budget_mib=1e9)
 
