@@ -47,7 +47,7 @@ def parse_size_mib(text: str) -> float:
     """
     match = _SIZE.match(text)
     if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"expected a fraction in (0, 1] or a size such as '20GiB' or '512MiB', got {text!r}")
+        raise ValueError("expected a fraction in (0, 1] or a size such as '20GiB' or '512MiB'")
     return float(match.group(1)) * _UNITS_MIB[match.group(2).lower()]
 
 
@@ -56,7 +56,7 @@ def resolve_budget_mib(budget: float | str, total_mib: float) -> float:
     if isinstance(budget, str):
         return parse_size_mib(budget)
     if not 0 < budget <= 1:
-        raise ValueError(f"a fractional budget lies in (0, 1], got {budget}")
+        raise ValueError("a fractional budget lies in (0, 1]; or give a size such as '20GiB'")
     return float(budget) * total_mib
 
 
