@@ -7,13 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
 
 Direction = Literal["maximize", "minimize"]
+
+# Memory axes of the built-in backends, for settings classes that do not set MEMORY_AXES themselves.
+_MEMORY_AXES: dict[str, tuple[str, ...]] = {
+    "yolo": ("imgsz", "batch"),
+    "cnn": ("image_size", "width", "batch_size"),
+}
 
 
 class ObjectiveSettings(BaseModel):
@@ -32,6 +38,8 @@ class ObjectiveSettings(BaseModel):
     METRICS: ClassVar[dict[str, Direction]] = {}
     #: fields that are settings, not hyperparameters: the space may not search them.
     NOT_SEARCHABLE: ClassVar[frozenset[str]] = frozenset({"type"})
+    #: the fields that set peak training memory, batch size last (the memory constraint's axes).
+    MEMORY_AXES: ClassVar[tuple[str, ...]] = ()
 
     def searchable(self) -> list[str] | None:
         """Names the ``space:`` block may search (None: any name)."""
@@ -52,13 +60,16 @@ class ObjectiveSettings(BaseModel):
             for value in _edge_values(param):
                 try:
                     type(self).model_validate({**base, name: value})
-                except ValueError as err:
-                    errors = getattr(err, "errors", lambda: [{"msg": str(err)}])()
-                    message = str(errors[0]["msg"]).removeprefix("Value error, ")
+                except ValidationError as err:
+                    message = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
                     raise ConfigError(f"space.{name}", f"{value!r} is not allowed: {message}") from None
 
     def check_inputs(self, spec_dir: Path) -> None:
         """Check that data and model files exist (resolving relative paths); raise ConfigError."""
+
+    def memory_axes(self) -> tuple[str, ...]:
+        """Names of the fields that set peak training memory, batch last (empty: the backend has none)."""
+        return self.MEMORY_AXES or _MEMORY_AXES.get(self.type, ())
 
     def default_metric(self) -> str:
         return next(iter(self.METRICS))

@@ -14,10 +14,12 @@ from storage import mask_url, open_storage, resolve_url
 from storage.factory import StorageURLError
 from studies.build import open_study
 from studies.errors import SpecError
+from studies.memory.wiring import memory_constraint, memory_hooks, memory_sampler
 from studies.spec import StudySpec, load_spec
 from studies.summary import print_summary, trial_line
 from studies.worker import (
     FINISHED,
+    TrialHook,
     Worker,
     WorkerResult,
     artifacts_root,
@@ -67,14 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(args.spec, flag_overrides(args))
         url = resolve_url(spec.storage)
         storage = open_storage(url)
-        study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change)
+        memory = memory_constraint(spec, resolve_device(spec.device))
+        study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change,
+                           sampler=memory_sampler(spec, memory))
     except SpecError as err:
         print(f"error: {err.line()}", file=sys.stderr)
         return 2
     except StorageURLError as err:
         print(f"error: --storage: {err}", file=sys.stderr)
         return 2
-    result = _run(spec, study, console, quiet=args.quiet)
+    if memory is not None:
+        memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
+    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
     print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
     if result.interrupted:
         console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
@@ -82,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code(result)
 
 
-def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool) -> WorkerResult:
+def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
+         hooks: list[TrialHook] | None = None) -> WorkerResult:
     device = resolve_device(spec.device)
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     console.print(f"study [bold]{spec.name}[/] on {mask_url(resolve_url(spec.storage))}: "
@@ -97,5 +104,5 @@ def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool)
             if not quiet:
                 progress.console.print(trial_line(trial), markup=False, soft_wrap=True)
 
-        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end)
+        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [])
         return worker.run()

@@ -30,11 +30,50 @@ Direction = Literal["maximize", "minimize"]
 
 
 class MemorySpec(BaseModel):
-    """``memory: {budget: 0.85}`` (fraction of the device) or ``{budget: "20GiB"}``."""
+    """``memory: {budget: 0.85}`` (fraction of each worker's device) or ``{budget: "20GiB"}``.
+
+    Attributes:
+        budget: Fraction in (0, 1] of the device's total memory, or a size such as ``20GiB``/``512MiB``.
+        axes: The hyperparameters that set memory, batch last (default: the objective's ``memory_axes()``).
+        margin: Safety margin on every prediction used to decide feasibility.
+        trainer_overhead: Prior ratio of the real trainer's peak to a bare profiling step's.
+        profile_fraction: Profiling ladders stop at this fraction of the budget.
+        profile_levels: Values of each non-batch axis that get a ladder.
+        profile_max_points: At most this many profiling steps.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     budget: float | str
+    axes: tuple[str, ...] | None = None
+    margin: float = Field(default=0.0125, ge=0, lt=1)
+    trainer_overhead: float = Field(default=1.2, ge=1, le=4)
+    profile_fraction: float = Field(default=0.5, gt=0, le=1)
+    profile_levels: int = Field(default=3, ge=1, le=8)
+    profile_max_points: int = Field(default=24, ge=3, le=200)
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: float | str) -> float | str:
+        from studies.memory.model import resolve_budget_mib
+
+        resolve_budget_mib(value, 1.0)  # raises a one-line ValueError
+        return value
+
+    def check(self, settings: ObjectiveSettings, space: Mapping[str, Any]) -> None:
+        """The axes exist, the batch axis is searched or set, and searched axes are numeric."""
+        axes = self.axes or settings.memory_axes()
+        if not axes:
+            raise ConfigError("memory.axes", f"objective {settings.type!r} names no memory axes; give them, "
+                              "batch last, e.g. axes: [imgsz, batch]")
+        fields = type(settings).model_fields
+        for name in axes:
+            if name not in fields:
+                raise ConfigError("memory.axes", f"{name!r} is not a setting of objective {settings.type!r}")
+            param = space.get(name)
+            if param is not None and param.type == "categorical" and not all(
+                    isinstance(c, int | float) and not isinstance(c, bool) for c in param.choices):
+                raise ConfigError(f"space.{name}", "a memory axis must be numeric")
 
 
 class StudySpec(BaseModel):
@@ -185,6 +224,8 @@ def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
             raise ConfigError(f"space.{name}", f"objective {settings.type!r} has no hyperparameter "
                               f"{name!r}; allowed: {', '.join(sorted(searchable))}")
     settings.validate_space(spec.space)
+    if spec.memory is not None:
+        spec.memory.check(settings, spec.space)
     settings.check_inputs(spec_dir)
 
 
@@ -272,7 +313,8 @@ def _union_tags(model: type[BaseModel], loc: list[str], raw: Any) -> list[str]:
         node = node.get(part) if isinstance(node, Mapping) else None
     tags = []
     for variant in typing.get_args(union):
-        field = variant.model_fields.get("type") if isinstance(variant, type) else None
+        is_model = isinstance(variant, type) and issubclass(variant, BaseModel)
+        field = variant.model_fields.get("type") if is_model else None
         if field is not None:
             tags.append(str(field.default))
     return tags
