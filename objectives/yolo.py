@@ -148,6 +148,7 @@ class EpochReporter:
     param_count: int | None = None
     images: int = 0
     train_seconds: float = 0.0
+    batch: int | None = None
     _last_rate: float = 0.0
     _pending: int | None = None
     _epoch_started: float = 0.0
@@ -155,7 +156,7 @@ class EpochReporter:
 
     def attach(self, model: YOLO) -> None:
         for event in ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start",
-                      "on_train_epoch_end", "on_fit_epoch_end"):
+                      "on_train_batch_end", "on_train_epoch_end", "on_fit_epoch_end"):
             model.add_callback(event, getattr(self, event))
 
     def on_pretrain_routine_start(self, trainer: Any) -> None:
@@ -170,6 +171,15 @@ class EpochReporter:
 
     def on_train_epoch_start(self, trainer: Any) -> None:
         self._epoch_started = time.perf_counter()
+        if self.batch is None:
+            self.batch = int(trainer.batch_size)
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        # On an OOM in the first epoch Ultralytics halves the batch and carries on: the trial would then
+        # train a configuration other than the one sampled. Report it as the out-of-memory error it is.
+        if self.batch is not None and int(trainer.batch_size) != self.batch:
+            raise MemoryError(f"out of memory at batch={self.batch}: Ultralytics reduced it to "
+                              f"{trainer.batch_size}; the sampled configuration does not fit")
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         self._pending = trainer.epoch

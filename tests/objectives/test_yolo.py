@@ -144,3 +144,19 @@ def test_trial_completes_without_network(write_spec: Callable[..., Path], sqlite
     trial = run_study(write_spec(spec), sqlite_url).trials[0]
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
     assert attempts == []
+
+
+def test_a_batch_halved_by_ultralytics_after_an_oom_is_reported_as_out_of_memory() -> None:
+    from types import SimpleNamespace
+
+    from objectives.yolo import EpochReporter
+    from studies.memory.probe import is_oom
+
+    reporter = EpochReporter(ctx=SimpleNamespace(prune=False), metric="fitness")  # type: ignore[arg-type]
+    trainer = SimpleNamespace(batch_size=32)
+    reporter.on_train_epoch_start(trainer)
+    reporter.on_train_batch_end(trainer)  # the sampled batch trains: nothing to say
+    trainer.batch_size = 16  # what Ultralytics' first-epoch OOM retry does
+    with pytest.raises(MemoryError, match="batch=32") as caught:
+        reporter.on_train_batch_end(trainer)
+    assert is_oom(caught.value)
