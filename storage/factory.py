@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -144,9 +144,10 @@ def _sqlite(url: str, *, beat: HeartbeatSettings, writer: bool, outage_timeout: 
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     # A generous busy timeout lets a second process wait for the lock instead of failing at once.
-    storage = SQLiteStorage(url, engine_kwargs={"connect_args": {"timeout": 60}},
-                            outage_timeout=outage_timeout, heartbeat_interval=beat.interval,
-                            grace_period=beat.grace_period, heartbeat_stale_trial_callback=beat.callback())
+    storage = _created_once(lambda: SQLiteStorage(
+        url, engine_kwargs={"connect_args": {"timeout": 60}}, outage_timeout=outage_timeout,
+        heartbeat_interval=beat.interval, grace_period=beat.grace_period,
+        heartbeat_stale_trial_callback=beat.callback()))
     if path is not None:
         _use_wal(storage)
     if path is not None and writer:
@@ -202,15 +203,26 @@ def _server(url: str, *, beat: HeartbeatSettings, pool_size: int, outage_timeout
         connect_args["application_name"] = "hpstudy"
     engine_kwargs = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2,
                      "pool_recycle": 1800, "pool_timeout": 60, "connect_args": connect_args}
+    return _created_once(lambda: ResilientRDBStorage(
+        bare, engine_kwargs=engine_kwargs, outage_timeout=outage_timeout, heartbeat_interval=beat.interval,
+        grace_period=beat.grace_period, heartbeat_stale_trial_callback=beat.callback()))
+
+
+_S = TypeVar("_S", bound=optuna.storages.RDBStorage)
+_SCHEMA_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed: alembic_version")
+
+
+def _created_once(create: Callable[[], _S]) -> _S:
+    """Open an RDB storage, surviving the race of workers that start together on an empty database.
+
+    Each one creates Optuna's tables and stamps their version; the losers see "already exists" (or a
+    duplicate version row) and find the schema in place on the next try.
+    """
     for attempt in range(5):
         try:
-            return ResilientRDBStorage(bare, engine_kwargs=engine_kwargs, outage_timeout=outage_timeout,
-                                       heartbeat_interval=beat.interval, grace_period=beat.grace_period,
-                                       heartbeat_stale_trial_callback=beat.callback())
+            return create()
         except sa_exc.SQLAlchemyError as err:
-            # Workers starting together on an empty database race to create Optuna's tables; the losers
-            # see "already exists" and find the tables there on the next try.
-            if ("already exists" not in str(err) and "duplicate key" not in str(err)) or attempt == 4:
+            if not any(text in str(err) for text in _SCHEMA_RACE) or attempt == 4:
                 raise
             time.sleep(0.2 + random.random())  # backoff, spread so the next tries do not collide
     raise AssertionError("unreachable")

@@ -83,7 +83,7 @@ def _store_spec(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:
         study.set_metric_names(list(spec.metrics))
     from studies.inspect.annotate import write_study_note
 
-    write_study_note(study, overwrite=True)  # the dashboard's study page shows the spec
+    write_study_note(study)  # the dashboard's study page shows the spec; a note of the user's is kept
 
 
 def spec_summary(spec: StudySpec) -> dict[str, Any]:

@@ -50,8 +50,7 @@ def test_set_constraint_refuses_bad_values(values: dict[str, float], message: st
 def test_study_note_carries_the_spec_and_keeps_a_user_note(study_factory: Callable[..., optuna.Study],
                                                             infeasible_hook: object) -> None:
     study = study_factory(n_trials=2, hooks=[infeasible_hook])
-    assert write_study_note(study)
-    note = get_note(study)
+    note = get_note(study)  # open_study wrote it when it created the study
     for text in ("## inspect", "`formula`", "`lr0`", "`momentum`", "`weight_decay`", "SGD", "tpe"):
         assert text in note
     assert not write_study_note(study)  # the same note again: nothing written
