@@ -43,8 +43,32 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, *, source:
         load_if_exists=True,
     )
     _check_directions(study, spec, source)
+    new = study.user_attrs.get(SPACE_ATTR) is None and not study.get_trials(deepcopy=False)
     _check_or_store_space(study, spec, source, allow_space_change)
+    if new and spec.sampler.start_from_defaults:
+        defaults = default_params(spec)
+        if defaults:
+            study.enqueue_trial(defaults, user_attrs={"enqueued": "objective defaults"})
     return study
+
+
+def default_params(spec: StudySpec) -> dict[str, Any]:
+    """The objective's default value of each searched parameter that lies inside its search range."""
+    from studies.space import distributions
+
+    settings = spec.settings
+    out = {}
+    for name, dist in distributions(spec.space).items():
+        if name not in type(settings).model_fields:
+            continue
+        value = getattr(settings, name)
+        try:
+            inside = dist._contains(dist.to_internal_repr(value))
+        except (TypeError, ValueError):
+            inside = False
+        if inside:
+            out[name] = value
+    return out
 
 
 def _check_directions(study: optuna.Study, spec: StudySpec, source: str) -> None:

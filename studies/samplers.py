@@ -26,6 +26,9 @@ class SamplerSpec(BaseModel):
 
     name: str = "tpe"
     seed: int | None = Field(default=None, ge=0)
+    #: The first trial of a new study trains the objective's own defaults of the searched parameters
+    #: (Ultralytics' are tuned on COCO; its tuner's first iteration trains them too), then the sampler.
+    start_from_defaults: bool = False
 
     @property
     def kwargs(self) -> dict[str, Any]:

@@ -259,8 +259,9 @@ METHODS: dict[str, Method] = {
     "ultralytics-ga": UltralyticsGA(),
     "random": StudyMethod("random", {"name": "random"}, {"name": "none"}),
     "tpe": StudyMethod("tpe", {"name": "tpe"}, {"name": "none"}),
-    # The tool as a user runs it: TPE past a few random start-up trials, ASHA pruning from the first epoch.
-    "hpstudy": StudyMethod("hpstudy", {"name": "tpe", "n_startup_trials": 5},
+    # The tool as a user runs it: the objective's defaults first, TPE past a few random start-up trials,
+    # ASHA pruning from the first epoch.
+    "hpstudy": StudyMethod("hpstudy", {"name": "tpe", "n_startup_trials": 5, "start_from_defaults": True},
                            {"name": "asha", "min_resource": 1, "reduction_factor": 3}, tool=True),
 }
 

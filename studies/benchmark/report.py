@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from studies.benchmark.curves import Curve, best_so_far, mean_curve, time_to_reach
+from studies.benchmark.curves import Curve, Point, best_so_far, mean_curve, time_to_reach
 
 TOOL = "hpstudy"
 
@@ -132,7 +132,7 @@ def write_plot(summary: Mapping[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [_curve(c) for c in summary["curves"]]
+    curves = [curve_from_json(c) for c in summary["curves"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, axis, label in ((axes[0], "t", "seconds (wall clock, start-up included)"),
                             (axes[1], "epochs", "epochs trained")):
@@ -163,9 +163,8 @@ def _panel(ax: Any, curves: Sequence[Curve], axis: str, summary: Mapping[str, An
         ax.fill_between(grid, lows, highs, step="post", alpha=0.15, color=line.get_color())
 
 
-def _curve(data: Mapping[str, Any]) -> Curve:
-    from studies.benchmark.curves import Point
-
+def curve_from_json(data: Mapping[str, Any]) -> Curve:
+    """A curve as written by :meth:`Curve.to_json`."""
     points = [Point(p["t"], p["epochs"], p["value"]) for p in data["points"]]
     return Curve(data["method"], data["seed"], points, data["trials"], data["epochs_total"],
                  data.get("note", ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import shutil
@@ -16,7 +17,14 @@ from typing import Any
 
 from studies.benchmark.curves import Curve
 from studies.benchmark.methods import METHODS, REPO_ROOT, MethodRun, run_method
-from studies.benchmark.report import format_table, summarize, write_json, write_markdown, write_plot
+from studies.benchmark.report import (
+    curve_from_json,
+    format_table,
+    summarize,
+    write_json,
+    write_markdown,
+    write_plot,
+)
 from studies.benchmark.tasks import CPU_TASKS, GPU_TASKS, TASKS, PreparedTask, prepare_task
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks"
@@ -36,6 +44,7 @@ class BenchmarkConfig:
         device: ``cpu`` or ``cuda:N``.
         workdir: Scratch folder for data, storages and runs (None: a temporary one, removed at the end).
         command: The command line to record.
+        reuse: A folder of earlier results: methods not run now take their curves from its JSON files.
     """
 
     tasks: tuple[str, ...] = CPU_TASKS
@@ -47,6 +56,7 @@ class BenchmarkConfig:
     device: str = "cpu"
     workdir: Path | None = None
     command: str = "python scripts/benchmark.py"
+    reuse: Path | None = None
 
 
 def run_benchmark(config: BenchmarkConfig, *, echo: Any = print) -> dict[str, dict[str, Any]]:
@@ -83,13 +93,35 @@ def _run_task(prepared: PreparedTask, config: BenchmarkConfig, workdir: Path, en
             echo(f"{task.name} seed {seed} {method}: {curve.trials} trials, {curve.epochs_total} epochs, "
                  f"best {curve.final_best}")
             curves.append(curve)
-    summary = summarize(curves, budget=budget, meta=_meta(prepared, config))
+    meta = _meta(prepared, config)
+    reused = _reused_curves(config, task.name, budget, exclude=set(methods))
+    if reused:
+        curves = reused[1] + curves
+        meta["reused"] = reused[0]
+    summary = summarize(curves, budget=budget, meta=meta)
     stem = f"time_to_quality_{task.name}"
     write_json(summary, config.out / f"{stem}.json")
     write_plot(summary, config.out / f"{stem}.png")
     echo(f"\n{task.name} ({task.description}); {len(config.seeds)} seeds, {budget:.0f} s per method\n"
          + format_table(summary) + "\n")
     return summary
+
+
+def _reused_curves(config: BenchmarkConfig, task: str, budget: float,
+                   exclude: set[str]) -> tuple[dict[str, Any], list[Curve]] | None:
+    """Curves of methods not run now, from an earlier run's JSON with the same budget and seeds."""
+    if config.reuse is None:
+        return None
+    file = config.reuse / f"time_to_quality_{task}.json"
+    if not file.is_file():
+        return None
+    data = json.loads(file.read_text())
+    if data["budget_seconds"] != budget:
+        raise ValueError(f"{file}: budget {data['budget_seconds']} s differs from this run's {budget} s")
+    curves = [curve_from_json(c) for c in data["curves"]
+              if c["method"] not in exclude and c["seed"] in config.seeds]
+    methods = sorted({c.method for c in curves})
+    return {"methods": methods, "date": data.get("date"), "command": data.get("command")}, curves
 
 
 def _child_env(scratch: Path) -> dict[str, str]:
@@ -151,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpu", action="store_true", help="the GPU tasks on cuda:0, at realistic sizes")
     parser.add_argument("--device", help="cpu or cuda:N (default: cpu; cuda:0 with --gpu)")
     parser.add_argument("--workdir", type=Path, help="keep data, storages and logs here (default: temporary)")
+    parser.add_argument("--reuse", type=Path, help="folder of an earlier run's JSON files: methods not in "
+                        "--methods keep their curves from there (same budget and seeds)")
     return parser
 
 
@@ -167,7 +201,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchmarkConfig:
         tasks=tuple(args.tasks or (GPU_TASKS if args.gpu else CPU_TASKS)), methods=tuple(args.methods),
         seeds=tuple(range(args.seeds)), budget=args.budget, out=out, markdown=markdown,
         device=args.device or ("cuda:0" if args.gpu else "cpu"), workdir=args.workdir,
-        command=" ".join(["python scripts/benchmark.py", *(_portable(a) for a in raw)]))
+        command=" ".join(["python scripts/benchmark.py", *(_portable(a) for a in raw)]),
+        reuse=args.reuse.resolve() if args.reuse else None)
 
 
 def _portable(arg: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from objectives.shapes import ShapesConfig, make_classify_dataset, make_detection_dataset
+from objectives.shapes import ShapesConfig, make_detection_dataset
 
 #: Every method's search space for YOLO: the three parameters the tuner is asked to evolve.
 YOLO_SPACE: dict[str, Any] = {
@@ -76,11 +76,22 @@ def prepare_task(task: BenchTask, data_root: Path) -> PreparedTask:
     return PreparedTask(task, objective)
 
 
-def _shapes_classify(config: ShapesConfig) -> Callable[[Path], str]:
-    def make(root: Path) -> str:
-        return str(make_classify_dataset(root, config))
+def digits_images(root: Path, *, n_train: int, n_val: int, size: int = 32, seed: int = 0) -> str:
+    """scikit-learn's digits as an ImageFolder of ``size`` px RGB images; returns the root."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
 
-    return make
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.images))[: n_train + n_val]
+    for rank, index in enumerate(order):
+        folder = root / ("train" if rank < n_train else "val") / str(digits.target[index])
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (digits.images[index] * 16).clip(0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        image.save(folder / f"{index:05d}.png")
+    (root / ".gitignore").write_text("*\n")
+    return str(root)
 
 
 def _shapes_detect(config: ShapesConfig) -> Callable[[Path], str]:
@@ -93,15 +104,17 @@ def _shapes_detect(config: ShapesConfig) -> Callable[[Path], str]:
 _ALL = ("ultralytics-ga", "random", "tpe", "hpstudy")
 
 TASKS: dict[str, BenchTask] = {
-    "yolo-shapes-cls": BenchTask(
-        name="yolo-shapes-cls",
-        objective={"type": "yolo", "model": "yolov8n-cls.yaml", "task": "classify", "epochs": 8,
-                   "imgsz": 32, "batch": 16, "nbs": 16, **YOLO_FIXED,
+    "yolo-digits-cls": BenchTask(
+        name="yolo-digits-cls",
+        objective={"type": "yolo", "model": "yolov8n-cls.yaml", "task": "classify", "epochs": 4,
+                   "imgsz": 32, "batch": 32, "nbs": 32, **YOLO_FIXED,
                    "train_args": {**YOLO_FIXED["train_args"], "auto_augment": None},
-                   "erasing": 0.0, "scale": 0.0, "dropout": 0.0},
+                   "erasing": 0.0, "scale": 0.0, "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0},
         space=YOLO_SPACE, metric="fitness", methods=_ALL, budget=80.0,
-        make_data=_shapes_classify(ShapesConfig(n_train=400, n_val=150, imgsz=48, n_classes=4, noise=6.0)),
-        description="yolov8n-cls from scratch on 400 shapes images (4 classes), imgsz 32, 8 epochs, CPU"),
+        make_data=lambda root: digits_images(root, n_train=600, n_val=300),
+        description="yolov8n-cls from scratch on scikit-learn digits as 32 px images (600 train / 300 val, "
+                    "10 classes), 4 epochs, CPU. (The shapes classify set stays at chance level from scratch "
+                    "in a CPU budget: measured 0.20-0.33 top-1 for 4 classes after 5-12 epochs.)"),
     "cnn-digits": BenchTask(
         name="cnn-digits",
         objective={"type": "cnn", "data": "digits", "image_size": 8, "epochs": 5, "optimizer": "sgd",
@@ -124,5 +137,5 @@ TASKS: dict[str, BenchTask] = {
                     "6 epochs, GPU"),
 }
 #: The tasks of a default run, and of ``--gpu``.
-CPU_TASKS = ("yolo-shapes-cls", "cnn-digits")
+CPU_TASKS = ("yolo-digits-cls", "cnn-digits")
 GPU_TASKS = ("yolo-shapes-gpu",)

@@ -58,11 +58,11 @@ def test_every_method_has_a_name_in_the_table_and_tasks_name_known_methods() -> 
 def test_smoke_every_method_writes_a_curve_per_seed(tmp_path: Path) -> None:
     """The script end to end on a tiny budget: one curve per method and seed in the JSON, a PNG, the table."""
     out = tmp_path / "out"
-    command = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tasks", "yolo-shapes-cls",
+    command = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tasks", "yolo-digits-cls",
                "--seeds", "2", "--budget", "8", "--out", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=110, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data: dict[str, Any] = json.loads((out / "time_to_quality_yolo-shapes-cls.json").read_text())
+    data: dict[str, Any] = json.loads((out / "time_to_quality_yolo-digits-cls.json").read_text())
     pairs = sorted((c["method"], c["seed"]) for c in data["curves"])
     assert pairs == sorted((m, s) for m in METHODS for s in (0, 1))
     for key in ("final_best", "speedup_vs", "seeds", "budget_seconds", "device", "trial_spread"):
@@ -70,6 +70,6 @@ def test_smoke_every_method_writes_a_curve_per_seed(tmp_path: Path) -> None:
     assert data["seeds"] == [0, 1]
     assert data["budget_seconds"] == 8.0
     assert all(p["t"] <= 8.0 for c in data["curves"] for p in c["points"])
-    assert (out / "time_to_quality_yolo-shapes-cls.png").stat().st_size > 1000
+    assert (out / "time_to_quality_yolo-digits-cls.png").stat().st_size > 1000
     assert (out / "benchmarks.md").read_text().count("| hpstudy |") == 1
     assert "hpstudy reaches it in" in proc.stdout
