@@ -7,6 +7,7 @@ database server) and ``grpc://host:port`` (a storage proxy in front of a databas
 
 from __future__ import annotations
 
+from storage.attrs import count_by_state, set_user_attrs
 from storage.factory import (
     StorageURLError,
     StorageWarning,
@@ -24,11 +25,13 @@ __all__ = [
     "StorageURLError",
     "StorageWarning",
     "artifact_store",
+    "count_by_state",
     "fail_stale_trials",
     "heartbeat_settings",
     "mask_url",
     "open_storage",
     "recover_stale_trials",
     "resolve_url",
+    "set_user_attrs",
     "split_password",
 ]

@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import func as sa_func
 
 log = logging.getLogger("hpstudy.storage")
 
@@ -36,7 +37,7 @@ _METHODS = (
     "_set_trial_param", "get_trial_id_from_study_id_trial_number", "set_trial_state_values",
     "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr", "get_trial",
     "get_all_trials", "_get_trials", "get_n_trials", "get_best_trial", "_get_best_trial_id",
-    "record_heartbeat", "_get_stale_trial_ids",
+    "record_heartbeat", "_get_stale_trial_ids", "set_trial_user_attrs", "count_trials_by_state",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,6 +100,20 @@ class ResilientRDBStorage(RDBStorage):
         with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(url, **kwargs)
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Several user attributes in one transaction (Optuna commits each ``set_trial_user_attr``)."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for key, value in attrs.items():
+                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+
+    def count_trials_by_state(self, study_id: int) -> dict[TrialState, int]:
+        """Trials of a study by state, counted by the database instead of loading every trial."""
+        with _create_scoped_session(self.scoped_session) as session:
+            rows = (session.query(models.TrialModel.state, sa_func.count())
+                    .filter(models.TrialModel.study_id == study_id)
+                    .group_by(models.TrialModel.state).all())
+        return {TrialState(state) if not isinstance(state, TrialState) else state: int(n) for state, n in rows}
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         """Optuna's stale trials, plus RUNNING trials that never beat at all.

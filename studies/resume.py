@@ -43,7 +43,10 @@ def resume_point(trial: optuna.Trial, run_root: Path) -> ResumePoint | None:
         trial: The trial about to run.
         run_root: The study's run directories (``<artifacts>/<study>``), one per trial number.
     """
-    system_attrs: dict[str, Any] = trial.storage.get_trial_system_attrs(trial._trial_id)
+    # Read at ask time with the trial (Optuna reads its fixed params from it too): no extra query.
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    system_attrs: dict[str, Any] = (cached.system_attrs if cached is not None
+                                    else trial.storage.get_trial_system_attrs(trial._trial_id))
     history = [int(n) for n in system_attrs.get("retry_history", [])]
     if not history:
         return None
