@@ -103,7 +103,11 @@ class _EpochTimer(Callback):
         self.started = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.started is not None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Also called when pruning or an error ended training before ``on_train_end``."""
+        if self.started is not None and not self.seconds:
             self.seconds = time.perf_counter() - self.started
 
 
@@ -115,6 +119,8 @@ class CNNObjective:
 
     def run(self, ctx: TrialContext) -> Mapping[str, float]:
         hp = self.settings.model_copy(update=ctx.params)
+        if ctx.device == "cpu":
+            torch.set_num_threads(hp.cpu_threads)
         L.seed_everything(hp.seed + ctx.trial.number, workers=True, verbose=False)
         data = load_data(hp)
         module = Classifier(hp, data)
@@ -139,6 +145,7 @@ class CNNObjective:
 
     @staticmethod
     def _record(ctx: TrialContext, module: Classifier, timer: _EpochTimer) -> None:
+        timer.stop()
         ctx.trial.set_user_attr("epochs_run", len(module.history))
         ctx.trial.set_user_attr("train_time_s", round(timer.seconds, 3))
         ctx.trial.set_user_attr("epoch_metrics", [_rounded(m) for m in module.history])
