@@ -73,8 +73,9 @@ def test_two_processes_share_one_study_exactly(backend: str, write_spec: Callabl
     assert all(t.value is not None for t in finished)
 
 
-def test_sigint_fails_the_running_trial_and_a_rerun_completes(
-    write_spec: Callable[..., Path], formula: Spec, sqlite_url: str,
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_fails_the_running_trial_and_a_rerun_completes(
+    sig: signal.Signals, write_spec: Callable[..., Path], formula: Spec, sqlite_url: str,
     start_cli: Callable[..., subprocess.Popen[str]],
 ) -> None:
     path = write_spec(formula(n_trials=3, objective={"type": "formula", "steps": 400, "sleep": 0.05}))
@@ -87,13 +88,13 @@ def test_sigint_fails_the_running_trial_and_a_rerun_completes(
             return False  # the study is not created yet
 
     _wait_for(running, timeout=60, what="a running trial")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGINT, out
+    assert proc.returncode == 128 + sig, out
     assert "Traceback" not in out, out
     trials = _trials(sqlite_url, "formula")
     assert [t.state for t in trials] == [TrialState.FAIL]
-    assert trials[0].user_attrs["fail_reason"] == "interrupted by SIGINT"
+    assert trials[0].user_attrs["fail_reason"] == f"interrupted by {sig.name}"
 
     fast = write_spec(formula(n_trials=3), "spec.yaml")
     assert main([str(fast), "--storage", sqlite_url, "--quiet", "--allow-space-change"]) == 0
