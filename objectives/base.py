@@ -91,7 +91,8 @@ class TrialContext:
         params: Sampled hyperparameters, by name (the space's values; fixed settings are in the objective).
         metrics: The metric names the study optimises; ``metrics[0]`` is reported for pruning.
         prune: Whether to report intermediate values and ask the pruner (single-objective studies only).
-        run_dir: The trial's own directory for checkpoints, logs and plots.
+        run_dir: The trial's own directory for checkpoints, logs and plots; an objective that trains
+            elsewhere (resuming into an earlier attempt's folder) sets it, and the worker records it.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         artifact_store: Where files that the dashboard offers for download are uploaded.
         resume_from: A checkpoint left by an earlier attempt of the same trial, if any.

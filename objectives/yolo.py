@@ -265,7 +265,7 @@ class YOLOObjective:
         trial.set_user_attr("epoch_metrics", epochs)
         trial.set_user_attr("train_time_s", round(elapsed, 3))
         if reporter.save_dir is not None and reporter.save_dir != ctx.run_dir.resolve():
-            trial.set_user_attr("run_dir", str(reporter.save_dir))
+            ctx.run_dir = reporter.save_dir  # resumed into the earlier attempt's folder: the worker records it
         for key, value in peak.items():
             trial.set_user_attr(key, round(value, 1))
         if reporter.param_count is not None:

@@ -8,6 +8,7 @@ Errors that are not about the connection (constraint violations, finished trials
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 import warnings
@@ -22,6 +23,8 @@ from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func as sa_func
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 log = logging.getLogger("hpstudy.storage")
 
@@ -102,10 +105,24 @@ class ResilientRDBStorage(RDBStorage):
             super().__init__(url, **kwargs)
 
     def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
-        """Several user attributes in one transaction (Optuna commits each ``set_trial_user_attr``)."""
+        """Several user attributes in one statement and one transaction.
+
+        Optuna writes each attribute on its own (a lookup, a state check, an upsert and a commit); a worker
+        that records several per trial would pay that on every trial.
+        """
+        model = models.TrialUserAttributeModel
         with _create_scoped_session(self.scoped_session, True) as session:
-            for key, value in attrs.items():
-                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+            insert = _UPSERTS.get(self.engine.name)
+            if insert is None:
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+                return
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            self.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
+            rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+            statement = insert(model).values(rows)
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key], set_={"value_json": statement.excluded.value_json}))
 
     def count_trials_by_state(self, study_id: int) -> dict[TrialState, int]:
         """Trials of a study by state, counted by the database instead of loading every trial."""
@@ -136,6 +153,8 @@ class ResilientRDBStorage(RDBStorage):
                         .all())
         return stale + [row[0] for row in beatless if row[0] not in stale]
 
+
+_UPSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite_dialect.insert, "postgresql": postgresql_dialect.insert}
 
 for _name in _METHODS:
     setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(ResilientRDBStorage, _name)))

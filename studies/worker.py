@@ -160,6 +160,8 @@ class Worker:
     def _run_trial(self, trial: optuna.Trial) -> float | list[float]:
         self._last_trial_id = trial._trial_id
         self._last_wall_time = 0.0
+        self._trial_attrs: dict[str, str] = {}
+        self._ctx: TrialContext | None = None
         if self._is_surplus(trial):
             trial.set_user_attr("fail_reason", "surplus: the study already had its trials claimed")
             raise SurplusTrial(f"trial {trial.number} is beyond n_trials={self.spec.n_trials}")
@@ -194,18 +196,26 @@ class Worker:
         params = suggest(trial, self.spec.space)
         run_dir = self.artifacts_root / self.spec.name / str(trial.number)
         run_dir.mkdir(parents=True, exist_ok=True)
-        set_user_attrs(trial, {"device": self.device, "run_dir": str(run_dir)})
+        # Written with the trial's time and metrics when it ends (one transaction a trial, not two);
+        # run_dir is read from the context then, since an objective that resumes may move it.
+        self._trial_attrs = {"device": self.device}
         point = resume.resume_point(trial, run_dir.parent)
         if point is not None:
             resume.record(trial, point)
-        return TrialContext(trial=trial, params=params, metrics=self.spec.metrics,
+        self._ctx = TrialContext(trial=trial, params=params, metrics=self.spec.metrics,
                             prune=self.spec.effective_pruner.prunes and not self.spec.multi_objective,
                             run_dir=run_dir, device=self.device, artifact_store=self.store,
                             resume_from=point.checkpoint if point is not None else None)
+        return self._ctx
+
+    def _end_attrs(self) -> dict[str, str]:
+        if self._ctx is None:
+            return dict(self._trial_attrs)
+        return {**self._trial_attrs, "run_dir": str(self._ctx.run_dir)}
 
     def _fail(self, trial: optuna.Trial, error: BaseException) -> BaseException:
         """Record why the trial ended and return the exception Optuna should see."""
-        wall = {"wall_time_s": round(self._last_wall_time, 3)}
+        wall = {**self._end_attrs(), "wall_time_s": round(self._last_wall_time, 3)}
         if isinstance(error, optuna.TrialPruned):
             set_user_attrs(trial, wall)
             return error
@@ -226,7 +236,7 @@ class Worker:
             reason = f"objective returned no {missing}; it returned {sorted(metrics)}"
             trial.set_user_attr("fail_reason", reason)
             raise KeyError(reason)
-        set_user_attrs(trial, {"wall_time_s": round(self._last_wall_time, 3),
+        set_user_attrs(trial, {**self._end_attrs(), "wall_time_s": round(self._last_wall_time, 3),
                                "metrics": {k: float(v) for k, v in metrics.items()}})
         values = [float(metrics[m]) for m in self.spec.metrics]
         if not all(math.isfinite(v) for v in values):
