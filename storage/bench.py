@@ -98,6 +98,9 @@ def _time_calls(storage: Any) -> list[float]:
 def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: int,
             env: dict[str, str]) -> dict[str, Any]:
     """Time ``workers`` processes filling one study of ``workers * per_worker`` trials."""
+    import optuna
+    from optuna.trial import TrialState
+
     from storage import open_storage
     from studies.build import open_study
     from studies.spec import load_spec
@@ -116,8 +119,13 @@ def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: i
     for proc in procs:
         proc.wait(timeout=300)
     timings = [json.loads(o.read_text()) for o in outs if o.exists()]
-    trials = sum(t["ran"] for t in timings)
-    elapsed = max(t["end"] for t in timings) - min(t["start"] for t in timings)
+    # Throughput runs from the start signal to the study's last finished trial: the last worker's poll
+    # (up to POLL_SECONDS) to notice that the study is full is no trial work.
+    study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=0, writer=False))
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    trials = len(finished)
+    last = max(t.datetime_complete.timestamp() for t in finished if t.datetime_complete is not None)
+    elapsed = last - min(t["start"] for t in timings)
     per_trial = sum(t["storage_s"] for t in timings) / max(trials, 1)
     rate = trials / elapsed
     return {"backend": backend, "workers": workers, "trials": trials, "seconds": round(elapsed, 2),
