@@ -176,6 +176,9 @@ def write_markdown(json_dir: Path, path: Path) -> None:
     for file in sorted(json_dir.glob("time_to_quality_*.json")):
         s = json.loads(file.read_text())
         parts.append(_markdown_section(s, file.name))
+    notes = json_dir / "time_to_quality_notes.md"  # hand-written findings, kept across regenerations
+    if notes.is_file():
+        parts.append(notes.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
 
