@@ -91,7 +91,12 @@ class MemoryConstraint:
     def refresh(self, study: optuna.Study) -> MemoryModel:
         """Refit from every observation in the storage (profiles, trials, out-of-memory points)."""
         obs = store.probe_observations(study, self.info.key)
-        obs += store.trial_observations(study, self.info.key, self.axes, self.fixed)
+        # A trial's CPU reading is the worker's RSS high-water mark above its level before the trial: once
+        # the allocator keeps freed memory it reads near 0, which would teach the model that nothing costs
+        # memory. On CPU only profiling children (fresh processes) and real OOMs refine the model; on CUDA
+        # max_memory_reserved of the real trainer does.
+        obs += store.trial_observations(study, self.info.key, self.axes, self.fixed,
+                                        measured=self.info.device != "cpu")
         try:
             self.model = fit_model(obs, self.axes, budget_mib=self.budget_mib,
                                    trainer_overhead=self.trainer_overhead, margin=self.margin)

@@ -35,12 +35,17 @@ def save_model(study: optuna.Study, key: str, model: MemoryModel) -> None:
 
 
 def trial_observations(study: optuna.Study, key: str, axes: Sequence[str],
-                       fixed: Mapping[str, float]) -> list[Observation]:
-    """Measured peaks (and out-of-memory lower bounds) of this device's finished trials."""
+                       fixed: Mapping[str, float], *, measured: bool = True) -> list[Observation]:
+    """Measured peaks (and out-of-memory lower bounds) of this device's finished trials.
+
+    Args:
+        measured: Include the trials' measured peaks; False keeps only their out-of-memory lower bounds
+            (for meters whose readings are not a trial's true peak, such as a CPU process's RSS).
+    """
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         obs = _trial_observation(trial, key, axes, fixed)
-        if obs is not None:
+        if obs is not None and (measured or obs.oom):
             out.append(obs)
     return out
 
