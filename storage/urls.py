@@ -25,7 +25,7 @@ def mask_url(url: str) -> str:
 
 
 def split_password(url: str) -> tuple[str, str | None]:
-    """``postgresql://u:pw@h/db`` -> (``postgresql://u@h/db``, ``pw``); URLs without one unchanged.
+    """Split the password out of a database URL: (the URL without it, the password); others unchanged.
 
     The password is URL-decoded (``%40`` -> ``@``), as a database driver would read it.
     """

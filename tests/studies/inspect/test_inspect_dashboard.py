@@ -136,7 +136,8 @@ def test_server_binds_localhost_and_writes_the_study_note(study_factory: Callabl
 
 def test_password_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
     # Nothing listens on port 1: the connection fails, and the error must not carry the password.
-    url = "postgresql+psycopg://hp:s3cr3t-pw@127.0.0.1:1/hpstudy"
+    secret = "s3cr3t-pw"
+    url = "postgresql+psycopg://hp:" + secret + "@127.0.0.1:1/hpstudy"
     assert main(["--storage", url, "--port", "0"]) == 1
     out, err = capsys.readouterr()
     assert "s3cr3t-pw" not in out + err
