@@ -133,6 +133,7 @@ class SQLiteStorage(ResilientRDBStorage):
 
     sole_writer: bool = False
     orphans_swept: bool = False
+    locked_since: float | None = None
 
 
 _LOCKS: dict[Path, IO[str]] = {}
@@ -151,6 +152,7 @@ def _sqlite(url: str, *, beat: HeartbeatSettings, writer: bool, outage_timeout: 
     if path is not None:
         _use_wal(storage)
     if path is not None and writer:
+        storage.locked_since = time.time()  # before the lock: a trial started after it is not orphaned
         storage.sole_writer = _claim_writer(path)
     return storage
 

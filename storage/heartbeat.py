@@ -95,16 +95,23 @@ def fail_stale_trials(study: optuna.Study) -> None:
 def fail_orphans(study: optuna.Study) -> list[int]:
     """Fail every RUNNING trial at once and queue its retry: for a storage this process holds alone.
 
-    A SQLite file locked by this worker has no other writer, so a RUNNING trial there was left by a run
-    that was killed; there is no need to wait a grace period for it.
+    A SQLite file locked by this worker was written by no process that respected the lock since, so a
+    trial RUNNING there since before the lock was taken was left by a run that was killed; there is no need
+    to wait a grace period for it. A trial started after that belongs to a live process that ignored the
+    warning about a second writer, and is left alone.
 
     Returns:
         The numbers of the trials failed.
     """
     storage: Any = study._storage
+    backend: Any = getattr(storage, "_backend", storage)
+    locked_since = getattr(backend, "locked_since", None)
     callback = storage.get_heartbeat_stale_trial_callback() if is_heartbeat_enabled(storage) else None
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if locked_since is not None and (started is None or started.timestamp() >= locked_since):
+            continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 failed.append(trial.number)

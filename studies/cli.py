@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 import optuna
@@ -11,9 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from storage import mask_url, open_storage, resolve_url
-from storage.factory import StorageURLError
 from studies.build import open_study
-from studies.errors import SpecError
+from studies.errors import exit_2_on_user_error
 from studies.memory.wiring import memory_constraint, memory_hooks, memory_sampler
 from studies.spec import StudySpec, load_spec
 from studies.summary import print_summary, trial_line
@@ -60,24 +58,18 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *extra]
 
 
+@exit_2_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     silence_optuna()
-    try:
-        spec = load_spec(args.spec, flag_overrides(args))
-        url = resolve_url(spec.storage)
-        storage = open_storage(url)
-        memory = memory_constraint(spec, resolve_device(spec.device))
-        study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change,
-                           sampler=memory_sampler(spec, memory))
-    except SpecError as err:
-        print(f"error: {err.line()}", file=sys.stderr)
-        return 2
-    except StorageURLError as err:
-        print(f"error: --storage: {err}", file=sys.stderr)
-        return 2
+    spec = load_spec(args.spec, flag_overrides(args))
+    url = resolve_url(spec.storage)
+    storage = open_storage(url)
+    memory = memory_constraint(spec, resolve_device(spec.device))
+    study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change,
+                       sampler=memory_sampler(spec, memory))
     if memory is not None:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
     result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))

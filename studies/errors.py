@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec
+
+P = ParamSpec("P")
+
 
 class SpecError(Exception):
     """Bad user input, reported as one line: ``FILE: KEY: what is wrong (what is allowed)``.
@@ -37,3 +44,20 @@ class ConfigError(ValueError):
         self.key = key
         self.message = message
         super().__init__(message)
+
+
+def exit_2_on_user_error(main: Callable[P, int]) -> Callable[P, int]:
+    """Wrap an entry point: a bad spec or storage URL prints one ``error:`` line and returns 2."""
+    from storage.factory import StorageURLError
+
+    @functools.wraps(main)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except SpecError as err:
+            print(f"error: {err.line()}", file=sys.stderr)
+        except StorageURLError as err:
+            print(f"error: --storage: {err}", file=sys.stderr)
+        return 2
+
+    return wrapper

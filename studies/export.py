@@ -16,7 +16,7 @@ import optuna
 import yaml
 
 from studies.build import SPEC_ATTR
-from studies.errors import SpecError
+from studies.errors import SpecError, exit_2_on_user_error
 
 
 def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | None = None) -> Path:
@@ -81,10 +81,10 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
+@exit_2_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/export_best.py``: returns the process exit status."""
     from storage import open_storage, resolve_url
-    from storage.factory import StorageURLError
 
     parser = argparse.ArgumentParser(prog="export_best.py", description="Write a YOLO study's best trial "
                                      "as an Ultralytics config (yolo train cfg=best.yaml).")
@@ -97,12 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage = open_storage(resolve_url(args.storage), writer=False)
         study = optuna.load_study(study_name=args.study_name, storage=storage)
         path = export_best(study, args.out, trial_number=args.trial)
-    except SpecError as err:
-        print(f"error: {err.line()}", file=sys.stderr)
-        return 2
-    except StorageURLError as err:
-        print(f"error: --storage: {err}", file=sys.stderr)
-        return 2
     except KeyError:
         print(f"error: --study-name: no study {args.study_name!r} in this storage", file=sys.stderr)
         return 2

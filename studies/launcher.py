@@ -23,9 +23,9 @@ from typing import IO
 
 import optuna
 
-from storage import PASSWORD_ENV, StorageURLError, mask_url, open_storage, resolve_url, split_password
+from storage import PASSWORD_ENV, mask_url, open_storage, resolve_url, split_password
 from studies.build import open_study
-from studies.errors import SpecError
+from studies.errors import exit_2_on_user_error
 from studies.spec import StudySpec, load_spec
 
 RUN_STUDY = Path(__file__).resolve().parent.parent / "scripts" / "run_study.py"
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_2_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args, worker_args = build_parser().parse_known_args(argv)
@@ -243,11 +244,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     launcher = Launcher(args.spec, args.storage, gpus, per_gpu=args.per_gpu, worker_args=worker_args,
                         max_restarts=args.max_restarts)
-    try:
-        return launcher.run()
-    except SpecError as err:
-        print(f"error: {err.line()}", file=sys.stderr)
-        return 2
-    except StorageURLError as err:
-        print(f"error: --storage: {err}", file=sys.stderr)
-        return 2
+    return launcher.run()
