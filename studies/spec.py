@@ -305,12 +305,20 @@ def _spec_error(source: str, err: ValidationError, raw: Mapping[str, Any], *,
     return SpecError(source, key, message)
 
 
-def _union_tags(model: type[BaseModel], loc: list[str], raw: Any) -> list[str]:
-    union: Any = model
+def _walk(model: type[BaseModel], loc: list[str], raw: Any) -> tuple[Any, Any]:
+    """The annotation and the raw value found at ``loc`` inside ``model`` (annotation None: not found)."""
+    current: Any = model
     node = raw
     for part in loc:
-        union = _field_type(union, part, node)
+        current = _field_type(current, part, node)
         node = node.get(part) if isinstance(node, Mapping) else None
+        if current is None:
+            break
+    return current, node
+
+
+def _union_tags(model: type[BaseModel], loc: list[str], raw: Any) -> list[str]:
+    union, _ = _walk(model, loc, raw)
     tags = []
     for variant in typing.get_args(union):
         is_model = isinstance(variant, type) and issubclass(variant, BaseModel)
@@ -336,13 +344,9 @@ def _clean_loc(loc: tuple[Any, ...], raw: Any) -> list[str]:
 
 def _allowed_keys(model: type[BaseModel], loc: list[str], raw: Any) -> list[str]:
     """The field names of the model found at ``loc`` inside ``model`` (best effort)."""
-    current: Any = model
-    node = raw
-    for part in loc:
-        current = _field_type(current, part, node)
-        node = node.get(part) if isinstance(node, Mapping) else None
-        if current is None:
-            return []
+    current, node = _walk(model, loc, raw)
+    if current is None:
+        return []
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     if isinstance(node, Mapping) and "type" in node:
