@@ -148,24 +148,29 @@ def _optuna_figure(result: Any) -> Figure:
     return fig
 
 
+def _optuna_plot(study: optuna.Study, plot: Any, size: tuple[float, float] | None = None,
+                 **kwargs: Any) -> Figure:
+    """One of optuna's matplotlib plots of the first objective, as a figure of ``size`` inches."""
+    target, name = first_objective(study)
+    with quiet_optuna():
+        fig = _optuna_figure(plot(study, target=target, target_name=name, **kwargs))
+    if size is not None:
+        fig.set_size_inches(*size)
+    return fig
+
+
 def plot_history(study: optuna.Study) -> Figure:
     """Best-so-far and every trial's value over trial number (optuna's plot)."""
     from optuna.visualization.matplotlib import plot_optimization_history
 
-    target, name = first_objective(study)
-    with quiet_optuna():
-        return _optuna_figure(plot_optimization_history(study, target=target, target_name=name))
+    return _optuna_plot(study, plot_optimization_history)
 
 
 def plot_parallel(study: optuna.Study) -> Figure:
     """Parallel coordinates of parameters and objective (optuna's plot)."""
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-    target, name = first_objective(study)
-    with quiet_optuna():
-        fig = _optuna_figure(plot_parallel_coordinate(study, target=target, target_name=name))
-    fig.set_size_inches(max(7.0, 1.6 * len(searched_params(study))), 4.5)
-    return fig
+    return _optuna_plot(study, plot_parallel_coordinate, (max(7.0, 1.6 * len(searched_params(study))), 4.5))
 
 
 def contour_params(study: optuna.Study) -> list[str]:
@@ -185,23 +190,14 @@ def plot_contour(study: optuna.Study) -> Figure:
     """Objective over the contour pair (optuna's plot; infeasible trials greyed)."""
     from optuna.visualization.matplotlib import plot_contour as optuna_contour
 
-    target, name = first_objective(study)
-    with quiet_optuna():
-        fig = _optuna_figure(optuna_contour(study, params=contour_params(study), target=target,
-                                            target_name=name))
-    fig.set_size_inches(7, 5.5)
-    return fig
+    return _optuna_plot(study, optuna_contour, (7.0, 5.5), params=contour_params(study))
 
 
 def plot_slices(study: optuna.Study) -> Figure:
     """Objective against each parameter (optuna's plot)."""
     from optuna.visualization.matplotlib import plot_slice
 
-    target, name = first_objective(study)
-    with quiet_optuna():
-        fig = _optuna_figure(plot_slice(study, target=target, target_name=name))
-    fig.set_size_inches(max(7.0, 3.2 * len(searched_params(study))), 4.0)
-    return fig
+    return _optuna_plot(study, plot_slice, (max(7.0, 3.2 * len(searched_params(study))), 4.0))
 
 
 def plot_pareto(study: optuna.Study) -> Figure:
