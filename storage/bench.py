@@ -63,9 +63,10 @@ def worker_main(spec_path: str, url: str, go: str, out: str) -> None:
     while not os.path.exists(go):
         time.sleep(0.01)  # barrier poll: start-up is not part of the measurement
     spent[0] = 0.0
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     ran = worker.run().ran
-    Path(out).write_text(json.dumps({"start": start, "end": time.time(), "ran": ran, "storage_s": spent[0]}))
+    Path(out).write_text(json.dumps({"start": start, "end": time.time(), "ran": ran, "storage_s": spent[0],
+                                     "cpu_s": time.process_time() - cpu}))
 
 
 def _time_calls(storage: Any) -> list[float]:
@@ -115,9 +116,11 @@ def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: i
     deadline = time.monotonic() + 120
     while not all(Path(f"{o}.ready").exists() for o in outs) and time.monotonic() < deadline:
         time.sleep(0.05)  # every worker imported and connected: start the clock for all at once
+    busy = machine_cpu_seconds()
     go.touch()
     for proc in procs:
         proc.wait(timeout=300)
+    busy = machine_cpu_seconds() - busy
     timings = [json.loads(o.read_text()) for o in outs if o.exists()]
     # Throughput runs from the start signal to the study's last finished trial: the last worker's poll
     # (up to POLL_SECONDS) to notice that the study is full is no trial work.
@@ -128,10 +131,28 @@ def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: i
     elapsed = last - min(t["start"] for t in timings)
     per_trial = sum(t["storage_s"] for t in timings) / max(trials, 1)
     rate = trials / elapsed
+    cpu_per_trial = busy / max(trials, 1)
+    worker_cpu = sum(t["cpu_s"] for t in timings) / max(trials, 1)
     return {"backend": backend, "workers": workers, "trials": trials, "seconds": round(elapsed, 2),
             "trials_per_s": round(rate, 2), "scaling": round(rate / (workers / OBJECTIVE_S), 3),
             "storage_s_per_trial": round(per_trial, 4),
-            "storage_share_of_60s_trial": round(per_trial / 60, 5)}
+            "storage_share_of_60s_trial": round(per_trial / 60, 5),
+            "cpu_s_per_trial": round(cpu_per_trial, 4), "worker_cpu_s_per_trial": round(worker_cpu, 4),
+            "server_cpu_s_per_trial": round(max(cpu_per_trial - worker_cpu, 0.0), 4),
+            # The scaling this machine's cores allow at that CPU cost a trial: where it is close to the measured
+            # scaling, the machine's CPU (workers and server together), not the storage, is the limit.
+            "cpu_bound_scaling": (round(min(1.0, (os.cpu_count() or 1) / cpu_per_trial / (workers / OBJECTIVE_S)), 3)
+                                  if cpu_per_trial > 0 else None)}
+
+
+def machine_cpu_seconds() -> float:
+    """CPU-seconds the whole machine has been busy (all cores, from ``/proc/stat``); 0 where unknown."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return 0.0
+    fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -192,10 +213,12 @@ def print_table(report: dict[str, Any]) -> None:
     """The results as a plain table."""
     print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
     print(f"{'backend':<17}{'workers':>8}{'trials':>8}{'trials/s':>10}{'scaling':>9}{'storage s/trial':>17}"
-          f"{'of 60 s trial':>15}")
+          f"{'of 60 s trial':>15}{'CPU s/trial':>13}{'server CPU':>12}{'CPU allows':>12}")
     for r in report["results"]:
+        allows = f"{r['cpu_bound_scaling']:>12.0%}" if r.get("cpu_bound_scaling") is not None else f"{'-':>12}"
         print(f"{r['backend']:<17}{r['workers']:>8}{r['trials']:>8}{r['trials_per_s']:>10.2f}"
-              f"{r['scaling']:>9.0%}{r['storage_s_per_trial']:>17.4f}{r['storage_share_of_60s_trial']:>15.3%}")
+              f"{r['scaling']:>9.0%}{r['storage_s_per_trial']:>17.4f}{r['storage_share_of_60s_trial']:>15.3%}"
+              f"{r['cpu_s_per_trial']:>13.4f}{r['server_cpu_s_per_trial']:>12.4f}{allows}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
@@ -110,19 +111,58 @@ class ResilientRDBStorage(RDBStorage):
         Optuna writes each attribute on its own (a lookup, a state check, an upsert and a commit); a worker
         that records several per trial would pay that on every trial.
         """
-        model = models.TrialUserAttributeModel
-        with _create_scoped_session(self.scoped_session, True) as session:
-            insert = _UPSERTS.get(self.engine.name)
-            if insert is None:
-                for key, value in attrs.items():
-                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
-                return
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            self.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
-            rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-            statement = insert(model).values(rows)
-            session.execute(statement.on_conflict_do_update(
-                index_elements=[model.trial_id, model.key], set_={"value_json": statement.excluded.value_json}))
+        rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+        if rows and not self._guarded_upsert(models.TrialUserAttributeModel, trial_id, rows, ("trial_id", "key")):
+            for key, value in attrs.items():  # Optuna's path raises the right error (finished, missing)
+                RDBStorage.set_trial_user_attr(self, trial_id, key, value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        """One statement instead of Optuna's lookup, state check, upsert (see :meth:`_guarded_upsert`)."""
+        self.set_trial_user_attrs(trial_id, {key: value})
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        """One statement instead of Optuna's three (trial lookup, value lookup, insert) for each report."""
+        model = models.TrialIntermediateValueModel
+        stored, kind = model.intermediate_value_to_stored_repr(intermediate_value)
+        row = {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
+        if not self._guarded_upsert(model, trial_id, [row], ("trial_id", "step")):
+            RDBStorage.set_trial_intermediate_value(self, trial_id, step, intermediate_value)
+
+    def _guarded_upsert(self, model: Any, trial_id: int, rows: list[dict[str, Any]],
+                        keys: tuple[str, ...]) -> bool:
+        """Insert or update ``rows`` of a per-trial table in one statement, only while the trial is updatable.
+
+        ``INSERT ... SELECT <row> FROM trials WHERE trial_id = :id AND state IN (RUNNING, WAITING)
+        ON CONFLICT (keys) DO UPDATE``: the state check, the lookup and the write are one round trip.
+        Returns False (nothing written) when the backend has no upsert or the trial is missing or finished;
+        the caller then takes Optuna's own path, which raises the error Optuna users know.
+        """
+        statement = self._upsert_statement(model, tuple(rows[0]), keys, len(rows))
+        if statement is None:
+            return False
+        params = {f"{column}_{i}": value for i, row in enumerate(rows) for column, value in row.items()}
+        with self.engine.begin() as connection:
+            written = connection.execute(statement, {"guard_trial_id": trial_id, **params}).rowcount
+        return bool(written)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few statements per storage, built once
+    def _upsert_statement(self, model: Any, columns: tuple[str, ...], keys: tuple[str, ...],
+                          n_rows: int) -> Any:
+        """The statement of :meth:`_guarded_upsert` for ``n_rows`` rows, with bind parameters, built once."""
+        insert = _UPSERTS.get(self.engine.name)
+        if insert is None:
+            return None
+        table = model.__table__
+        trial = models.TrialModel
+        guard = sa.bindparam("guard_trial_id", type_=trial.trial_id.type)
+        selects = [sa.select(*[sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns])
+                   .where(trial.trial_id == guard, trial.state.in_(_UPDATABLE)) for i in range(n_rows)]
+        source = selects[0] if n_rows == 1 else sa.union_all(*selects)
+        statement = insert(table).from_select(list(columns), source)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys],
+            set_={c: statement.excluded[c] for c in columns if c not in keys})
+        return statement.execution_options(preserve_rowcount=True)  # psycopg reports -1 for INSERTs otherwise
 
     def count_trials_by_state(self, study_id: int) -> dict[TrialState, int]:
         """Trials of a study by state, counted by the database instead of loading every trial."""
@@ -155,6 +195,7 @@ class ResilientRDBStorage(RDBStorage):
 
 
 _UPSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite_dialect.insert, "postgresql": postgresql_dialect.insert}
+_UPDATABLE = (TrialState.RUNNING, TrialState.WAITING)
 
 for _name in _METHODS:
     setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(ResilientRDBStorage, _name)))
