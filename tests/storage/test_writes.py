@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -32,7 +33,7 @@ def test_reports_and_attributes_round_trip_and_finished_trials_refuse_them(url: 
     trial.report(math.nan, 4)
     trial.set_user_attr("a", {"nested": [1, 2]})
     trial.set_user_attr("a", "again")
-    backend = study._storage._backend
+    backend: Any = storage
     backend.set_trial_user_attrs(trial._trial_id, {"b": 1, "c": None, "d": [0.5]})
     other = study.ask()  # its writes must not land on the first trial
     other.report(9.0, 0)
@@ -67,5 +68,6 @@ def test_waiting_trials_take_attributes(url: str) -> None:
     study = optuna.create_study(storage=storage, study_name=f"waiting-{url[:6]}")
     study.enqueue_trial({"x": 1.0}, user_attrs={"queued": True})
     waiting = study.get_trials(states=(TrialState.WAITING,))[0]
-    study._storage._backend.set_trial_user_attrs(waiting._trial_id, {"retry_of": 3})
+    backend: Any = storage
+    backend.set_trial_user_attrs(waiting._trial_id, {"retry_of": 3})
     assert study.get_trials()[0].user_attrs == {"queued": True, "retry_of": 3}
