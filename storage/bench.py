@@ -97,7 +97,7 @@ def _time_calls(storage: Any) -> list[float]:
 
 
 def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: int,
-            env: dict[str, str]) -> dict[str, Any]:
+            env: dict[str, str], server_pids: Sequence[int] = ()) -> dict[str, Any]:
     """Time ``workers`` processes filling one study of ``workers * per_worker`` trials."""
     import optuna
     from optuna.trial import TrialState
@@ -116,11 +116,11 @@ def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: i
     deadline = time.monotonic() + 120
     while not all(Path(f"{o}.ready").exists() for o in outs) and time.monotonic() < deadline:
         time.sleep(0.05)  # every worker imported and connected: start the clock for all at once
-    busy = machine_cpu_seconds()
+    busy, served = machine_cpu_seconds(), tree_cpu_seconds(server_pids)
     go.touch()
     for proc in procs:
         proc.wait(timeout=300)
-    busy = machine_cpu_seconds() - busy
+    busy, served = machine_cpu_seconds() - busy, tree_cpu_seconds(server_pids) - served
     timings = [json.loads(o.read_text()) for o in outs if o.exists()]
     # Throughput runs from the start signal to the study's last finished trial: the last worker's poll
     # (up to POLL_SECONDS) to notice that the study is full is no trial work.
@@ -138,11 +138,38 @@ def run_one(directory: Path, backend: str, url: str, workers: int, per_worker: i
             "storage_s_per_trial": round(per_trial, 4),
             "storage_share_of_60s_trial": round(per_trial / 60, 5),
             "cpu_s_per_trial": round(cpu_per_trial, 4), "worker_cpu_s_per_trial": round(worker_cpu, 4),
-            "server_cpu_s_per_trial": round(max(cpu_per_trial - worker_cpu, 0.0), 4),
+            # The database server (and the gRPC proxy): what one server must sustain a trial, wherever the
+            # workers run. None for the serverless backends.
+            "server_cpu_s_per_trial": round(served / max(trials, 1), 4) if server_pids else None,
             # The scaling this machine's cores allow at that CPU cost a trial: where it is close to the measured
             # scaling, the machine's CPU (workers and server together), not the storage, is the limit.
             "cpu_bound_scaling": (round(min(1.0, (os.cpu_count() or 1) / cpu_per_trial / (workers / OBJECTIVE_S)), 3)
                                   if cpu_per_trial > 0 else None)}
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU-seconds used by the processes ``pids``, their children alive now and the children they reaped.
+
+    A PostgreSQL backend that exits during the run is reaped by the postmaster, which adds its time to
+    its own ``cutime``/``cstime``: summing the parents' four fields and the live children's two counts
+    every backend once.
+    """
+    if not pids:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(") ", 1)
+        except OSError:
+            continue  # exited while we looked
+        fields = rest.split()
+        own, parent = int(pid.split(" (", 1)[0]), int(fields[1])
+        if own in pids:
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        elif parent in pids:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def machine_cpu_seconds() -> float:
@@ -156,7 +183,7 @@ def machine_cpu_seconds() -> float:
 
 
 @contextmanager
-def _proxy(url: str, env: dict[str, str]) -> Iterator[str]:
+def _proxy(url: str, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "storage.proxy", "--storage", url, "--host", "127.0.0.1",
                              "--port", str(port)], env={**os.environ, **env})
@@ -164,7 +191,7 @@ def _proxy(url: str, env: dict[str, str]) -> Iterator[str]:
         from optuna.storages import GrpcStorageProxy
 
         GrpcStorageProxy(host="127.0.0.1", port=port).wait_server_ready(timeout=60)
-        yield f"grpc://127.0.0.1:{port}"
+        yield f"grpc://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -195,14 +222,16 @@ def run_all(workers: Sequence[int], per_worker: int) -> dict[str, Any]:
             rows.append(run_one(directory, "journal", journal, n, per_worker, {}))
         server = PostgresServer(directory / "pg")
         server.start()
+        postmaster = [int((server.data / "postmaster.pid").read_text().split()[0])]
         env = {"HPSTUDY_DB_PASSWORD": server.password}
         os.environ.update(env)
         try:
             for n in workers:
-                rows.append(run_one(directory, "postgresql", server.url(), n, per_worker, env))
-            with _proxy(server.url(), env) as grpc_url:
+                rows.append(run_one(directory, "postgresql", server.url(), n, per_worker, env, postmaster))
+            with _proxy(server.url(), env) as (grpc_url, proxy_pid):
                 for n in workers:
-                    rows.append(run_one(directory, "grpc+postgresql", grpc_url, n, per_worker, env))
+                    rows.append(run_one(directory, "grpc+postgresql", grpc_url, n, per_worker, env,
+                                        [*postmaster, proxy_pid]))
         finally:
             server.destroy()
     return {"objective_s": OBJECTIVE_S, "steps": STEPS, "trials_per_worker": per_worker,
@@ -213,12 +242,13 @@ def print_table(report: dict[str, Any]) -> None:
     """The results as a plain table."""
     print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
     print(f"{'backend':<17}{'workers':>8}{'trials':>8}{'trials/s':>10}{'scaling':>9}{'storage s/trial':>17}"
-          f"{'of 60 s trial':>15}{'CPU s/trial':>13}{'server CPU':>12}{'CPU allows':>12}")
+          f"{'of 60 s trial':>15}{'CPU s/trial':>13}{'worker CPU':>12}{'server CPU':>12}{'CPU allows':>12}")
     for r in report["results"]:
         allows = f"{r['cpu_bound_scaling']:>12.0%}" if r.get("cpu_bound_scaling") is not None else f"{'-':>12}"
+        server = f"{r['server_cpu_s_per_trial']:>12.4f}" if r.get("server_cpu_s_per_trial") is not None else f"{'-':>12}"
         print(f"{r['backend']:<17}{r['workers']:>8}{r['trials']:>8}{r['trials_per_s']:>10.2f}"
               f"{r['scaling']:>9.0%}{r['storage_s_per_trial']:>17.4f}{r['storage_share_of_60s_trial']:>15.3%}"
-              f"{r['cpu_s_per_trial']:>13.4f}{r['server_cpu_s_per_trial']:>12.4f}{allows}")
+              f"{r['cpu_s_per_trial']:>13.4f}{r['worker_cpu_s_per_trial']:>12.4f}{server}{allows}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
