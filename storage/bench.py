@@ -244,11 +244,11 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'backend':<17}{'workers':>8}{'trials':>8}{'trials/s':>10}{'scaling':>9}{'storage s/trial':>17}"
           f"{'of 60 s trial':>15}{'CPU s/trial':>13}{'worker CPU':>12}{'server CPU':>12}{'CPU allows':>12}")
     for r in report["results"]:
-        allows = f"{r['cpu_bound_scaling']:>12.0%}" if r.get("cpu_bound_scaling") is not None else f"{'-':>12}"
-        server = f"{r['server_cpu_s_per_trial']:>12.4f}" if r.get("server_cpu_s_per_trial") is not None else f"{'-':>12}"
+        allows = "-" if r.get("cpu_bound_scaling") is None else f"{r['cpu_bound_scaling']:.0%}"
+        server = "-" if r.get("server_cpu_s_per_trial") is None else f"{r['server_cpu_s_per_trial']:.4f}"
         print(f"{r['backend']:<17}{r['workers']:>8}{r['trials']:>8}{r['trials_per_s']:>10.2f}"
               f"{r['scaling']:>9.0%}{r['storage_s_per_trial']:>17.4f}{r['storage_share_of_60s_trial']:>15.3%}"
-              f"{r['cpu_s_per_trial']:>13.4f}{r['worker_cpu_s_per_trial']:>12.4f}{server}{allows}")
+              f"{r['cpu_s_per_trial']:>13.4f}{r['worker_cpu_s_per_trial']:>12.4f}{server:>12}{allows:>12}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
