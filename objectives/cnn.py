@@ -7,6 +7,7 @@ checkpointed to ``run_dir/last.ckpt`` so a retried trial resumes instead of star
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ import lightning as L
 import numpy as np
 import optuna
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from optuna_integration import PyTorchLightningPruningCallback
 from torch import nn
 from torch.utils.data import DataLoader
@@ -111,6 +112,27 @@ class _EpochTimer(Callback):
             self.seconds = time.perf_counter() - self.started
 
 
+class _EpochCheckpoint(Callback):
+    """``run_dir/last.ckpt`` after every epoch's validation, written atomically, before the pruner reports.
+
+    Not Lightning's ``ModelCheckpoint``: since 2.6 its ``save_last`` without a top-k checkpoint
+    writes only when training ends, it writes in place (a kill mid-write leaves a broken file), and
+    Lightning runs it after every other callback, so a worker killed between the report and the save
+    would leave a step in the storage that no checkpoint holds. Callbacks run in list order: this one
+    goes before the pruning callback.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "last.ckpt"
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(str(tmp))
+        os.replace(tmp, self.path)
+
+
 class CNNObjective:
     """Trains :class:`Classifier` with the trial's hyperparameters over the settings' defaults."""
 
@@ -129,7 +151,7 @@ class CNNObjective:
         pruning = None
         if ctx.prune and ctx.metrics[0] in EPOCH_METRICS:  # size and time are known only at the end
             pruning = PyTorchLightningPruningCallback(ctx.trial, monitor=f"val_{ctx.metrics[0]}")
-        trainer = _trainer(hp, ctx, [timer, _checkpoint(ctx.run_dir), *([pruning] if pruning else [])])
+        trainer = _trainer(hp, ctx, [timer, _EpochCheckpoint(ctx.run_dir), *([pruning] if pruning else [])])
         try:
             trainer.fit(module, *_loaders(hp, data, ctx.device), ckpt_path=_resume(ctx))
         finally:
@@ -146,7 +168,8 @@ class CNNObjective:
     @staticmethod
     def _record(ctx: TrialContext, module: Classifier, timer: _EpochTimer) -> None:
         timer.stop()
-        ctx.trial.set_user_attr("epochs_run", len(module.history))
+        # Epochs the trial's model has trained, a resumed attempt's earlier ones included (as for YOLO).
+        ctx.trial.set_user_attr("epochs_run", int(module.history[-1]["epoch"]) + 1 if module.history else 0)
         ctx.trial.set_user_attr("train_time_s", round(timer.seconds, 3))
         ctx.trial.set_user_attr("epoch_metrics", [_rounded(m) for m in module.history])
         if module.confusion:
@@ -163,6 +186,7 @@ def _trainer(hp: CNNSettings, ctx: TrialContext, callbacks: list[Callback]) -> L
         callbacks=callbacks,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=False,  # _EpochCheckpoint writes the one checkpoint a trial keeps
         num_sanity_val_steps=0,
         default_root_dir=str(ctx.run_dir),
         deterministic=False,
@@ -174,11 +198,6 @@ def _accelerator(device: str) -> tuple[str, Any]:
         index = device.partition(":")[2]
         return "gpu", [int(index)] if index else 1
     return device if device in ("cpu", "mps") else "auto", 1
-
-
-def _checkpoint(run_dir: Path) -> ModelCheckpoint:
-    # ``last.ckpt`` is written after every epoch (resume after a killed worker); no other copies.
-    return ModelCheckpoint(dirpath=str(run_dir), save_last=True, save_top_k=0, enable_version_counter=False)
 
 
 def _loaders(hp: CNNSettings, data: ClassificationData, device: str) -> tuple[DataLoader[Any], DataLoader[Any]]:

@@ -9,6 +9,7 @@ attributes name the failed attempts (``retry_history``). The worker that picks t
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,28 @@ def record(trial: optuna.Trial, point: ResumePoint) -> None:
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint an objective left in ``run_dir``, if any."""
+    """The readable checkpoint an objective left in ``run_dir``, if any.
+
+    A worker killed while writing one (Ultralytics writes ``last.pt`` in place) leaves a truncated file;
+    resuming from it would fail every retry, so it counts as no checkpoint and the retry starts over.
+    """
     for name in CHECKPOINTS:
         path = run_dir / name
-        if path.is_file():
+        if path.is_file() and _readable(path):
             return path
     return None
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` is whole: JSON that parses, or a torch checkpoint (a zip file) whose index reads."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+            return True
+        with zipfile.ZipFile(path) as archive:  # reads the central directory at the end of the file
+            return archive.testzip() is None if path.stat().st_size < 64 << 20 else bool(archive.namelist())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def _last_epoch(trial: optuna.Trial, checkpoint: Path | None) -> int | None:

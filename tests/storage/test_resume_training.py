@@ -1,0 +1,92 @@
+"""A killed worker's trial of real training (Lightning CNN, Ultralytics YOLO) resumes from its epoch checkpoint."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import objectives.yolo  # noqa: F401  (offline environment before anything imports Ultralytics)
+from objectives.shapes import ShapesConfig, make_detection_dataset
+from storage import open_storage
+from storage.testing import Workers, wait_for
+
+
+def _objective(kind: str, directory: Path, epochs: int) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Objective block, space and checkpoint file of a run of about 1 s an epoch on one thread (measured),
+    so the worker can be killed between two epochs of the same trial."""
+    if kind == "cnn":
+        return ({"type": "cnn", "data": "digits", "image_size": 16, "width": 32, "depth": 2, "batch_size": 16,
+                 "epochs": epochs}, {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}, "last.ckpt")
+    data = make_detection_dataset(directory / "shapes", ShapesConfig(n_train=32, n_val=8))
+    return ({"type": "yolo", "model": "yolov8n.yaml", "data": str(data), "epochs": epochs, "imgsz": 64,
+             "batch": 8, "workers": 0}, {"lr0": {"type": "float", "low": 0.001, "high": 0.01, "log": True}},
+            "weights/last.pt")
+
+
+def _spec(kind: str, directory: Path, name: str, epochs: int) -> tuple[Path, str]:
+    objective, space, checkpoint = _objective(kind, directory, epochs)
+    spec = {
+        "name": name,
+        "objective": objective,
+        "space": space,
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "threshold", "upper": 1.0e9, "lower": -1.0},  # reports every epoch, never prunes
+        "n_trials": 1,
+        "artifacts": str(directory / "artifacts"),
+        "device": "cpu",
+    }
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path, checkpoint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cnn", "yolo"])
+def test_killed_training_trial_resumes_from_its_checkpoint(kind: str, workers: Workers, tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path / 'study.log'}"
+    name = f"{kind}-kill-{tmp_path.name}"
+    epochs = 5
+    spec, checkpoint_name = _spec(kind, tmp_path, name, epochs)
+    victim = workers.start(spec, url)
+    study: optuna.Study | None = None
+
+    def mid_trial() -> optuna.trial.FrozenTrial | None:
+        nonlocal study
+        try:
+            study = study or optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
+        except KeyError:
+            return None
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return next((t for t in running if len(t.intermediate_values) >= 2), None)
+
+    killed = wait_for(mid_trial, timeout=120, what=f"a {kind} trial with 2 trained epochs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert study is not None
+    reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
+    assert reported < epochs - 1, "the trial finished before it could be killed: make epochs longer"
+    checkpoint = tmp_path / "artifacts" / name / str(killed.number) / checkpoint_name
+
+    workers.start(spec, url)
+    assert workers.wait(timeout=180)[1:] == [0], workers.output()[-3000:]
+
+    trials = study.get_trials(deepcopy=False)
+    assert trials[killed.number].state == TrialState.FAIL
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
+    assert retry.state == TrialState.COMPLETE, workers.output()[-3000:]
+    assert retry.params == killed.params
+    assert retry.user_attrs["resumed_from"] == str(checkpoint)
+    resumed_epoch = retry.user_attrs["resumed_from_epoch"]
+    assert resumed_epoch >= reported  # the checkpoint holds at least every epoch seen in the storage
+    # Only the epochs after the checkpoint were trained; the killed attempt's values are kept.
+    assert len(retry.user_attrs["epoch_metrics"]) == epochs - resumed_epoch - 1
+    assert retry.user_attrs["epochs_run"] == epochs
+    assert sorted(retry.intermediate_values) == list(range(epochs))
+    assert retry.value is not None
+    assert 0.0 <= retry.value <= 1.0
