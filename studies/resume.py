@@ -64,8 +64,10 @@ def record(trial: optuna.Trial, point: ResumePoint) -> None:
     """Write what happened on the trial (user attributes the dashboard and report show)."""
     trial.set_user_attr("retry_of", point.retry_of)
     trial.set_user_attr("retry_history", list(point.history))
-    trial.set_user_attr("retry_reason", f"trial {point.retry_of} stopped sending heartbeats "
-                        "(worker killed, node lost or preempted); retried with the same parameters")
+    previous = trial.user_attrs.get("fail_reason")  # copied from the failed attempt by the retry callback
+    why = (f"was {previous}" if isinstance(previous, str) and previous.startswith("interrupted by")
+           else "stopped sending heartbeats (worker killed, node lost or preempted)")
+    trial.set_user_attr("retry_reason", f"trial {point.retry_of} {why}; retried with the same parameters")
     trial.set_user_attr("resumed_from", str(point.checkpoint) if point.checkpoint else None)
     trial.set_user_attr("resumed_from_epoch", point.epoch if point.checkpoint else None)
     for stale in ("fail_reason", "wall_time_s", "metrics", "epochs_run"):

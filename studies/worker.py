@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Protocol
 
 import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from objectives import Objective, TrialContext, load_objective
@@ -117,6 +118,8 @@ class Worker:
                 with contextlib.suppress(Interrupted):  # recorded on the trial; the loop stops below
                     self.study.optimize(self._run_trial, n_trials=1, catch=(Exception,),
                                         gc_after_trial=False, show_progress_bar=False)
+                if self._interrupt.requested:
+                    self._requeue_interrupted()
                 if self._last_wall_time >= GC_MIN_TRIAL_SECONDS:
                     gc.collect()  # free what training left in cycles; ~0.1 s, noise after a real trial
                 result.ran += 1
@@ -244,6 +247,23 @@ class Worker:
             trial.set_user_attr("fail_reason", reason)
             raise ValueError(reason)
         return values[0] if len(values) == 1 else values
+
+    def _requeue_interrupted(self) -> None:
+        """Queue a retry of the trial a signal stopped, as for a trial whose worker died.
+
+        SLURM preemption and ``scancel`` send SIGTERM, Ctrl-C sends SIGINT: the trial is FAIL with its
+        reason, and the storage's retry callback queues a copy with the same parameters and the values
+        reported so far, which the next worker (or this study run again) resumes from its checkpoint at
+        once, without waiting for a heartbeat grace period. Retries stay bounded by the callback's maximum.
+        """
+        if self._last_trial_id is None or not is_heartbeat_enabled(self.study._storage):
+            return
+        callback = self.study._storage.get_heartbeat_stale_trial_callback()
+        trial = self.study._storage.get_trial(self._last_trial_id)
+        if callback is None or trial.state != TrialState.FAIL or not str(
+                trial.user_attrs.get("fail_reason", "")).startswith("interrupted by"):
+            return
+        callback(self.study, trial)
 
     def _report_last(self) -> None:
         if self.on_trial_end is None or self._last_trial_id is None:

@@ -78,29 +78,45 @@ def test_signal_fails_the_running_trial_and_a_rerun_completes(
     sig: signal.Signals, write_spec: Callable[..., Path], formula: Spec, sqlite_url: str,
     start_cli: Callable[..., subprocess.Popen[str]],
 ) -> None:
-    path = write_spec(formula(n_trials=3, objective={"type": "formula", "steps": 400, "sleep": 0.05}))
+    path = write_spec(formula(n_trials=3, objective={"type": "formula", "steps": 400, "sleep": 0.05},
+                              pruner={"name": "threshold", "upper": 1.0e9}))  # reports every step
     proc = start_cli(str(path), "--storage", sqlite_url, "--quiet")
 
     def running() -> bool:
         try:
-            return any(t.state == TrialState.RUNNING for t in _trials(sqlite_url, "formula"))
+            return any(t.state == TrialState.RUNNING and t.intermediate_values
+                       for t in _trials(sqlite_url, "formula"))
         except KeyError:
             return False  # the study is not created yet
 
-    _wait_for(running, timeout=60, what="a running trial")
+    _wait_for(running, timeout=60, what="a running trial with a reported step")
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, out
     assert "Traceback" not in out, out
     trials = _trials(sqlite_url, "formula")
-    assert [t.state for t in trials] == [TrialState.FAIL]
-    assert trials[0].user_attrs["fail_reason"] == f"interrupted by {sig.name}"
+    # The stopped trial is FAIL with its reason, and queued again (as SLURM preemption needs) with its
+    # parameters and the steps it reported.
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    stopped, queued = trials
+    assert stopped.user_attrs["fail_reason"] == f"interrupted by {sig.name}"
+    assert queued.params == stopped.params
+    assert queued.intermediate_values == stopped.intermediate_values
+    assert len(stopped.intermediate_values) >= 1
 
-    fast = write_spec(formula(n_trials=3), "spec.yaml")
+    fast = write_spec(formula(n_trials=3, objective={"type": "formula", "steps": 400},
+                              pruner={"name": "threshold", "upper": 1.0e9}), "fast.yaml")
     assert main([str(fast), "--storage", sqlite_url, "--quiet", "--allow-space-change"]) == 0
-    states = [t.state for t in _trials(sqlite_url, "formula")]
+    trials = _trials(sqlite_url, "formula")
+    states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 3
     assert states.count(TrialState.FAIL) == 1
+    retry = trials[1]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["retry_of"] == 0
+    assert f"interrupted by {sig.name}" in retry.user_attrs["retry_reason"]
+    assert retry.user_attrs["first_step"] == max(stopped.intermediate_values) + 1  # resumed, not restarted
+    assert sorted(retry.intermediate_values) == list(range(400))
 
 
 def test_a_trial_that_raises_is_a_fail_with_its_reason_and_the_worker_goes_on(
