@@ -143,7 +143,7 @@ class CNNObjective:
         hp = self.settings.model_copy(update=ctx.params)
         if ctx.device == "cpu":
             torch.set_num_threads(hp.cpu_threads)
-        L.seed_everything(hp.seed + ctx.trial.number, workers=True, verbose=False)
+        L.seed_everything(hp.seed + (ctx.trial.number if hp.seed_per_trial else 0), workers=True, verbose=False)
         data = load_data(hp)
         module = Classifier(hp, data)
         ctx.trial.set_user_attr("param_count", param_count(module.net))

@@ -24,7 +24,10 @@ class CNNSettings(ObjectiveSettings):
         cpu_threads: torch threads of a trial trained on the CPU. One is fastest for the small networks
             tuned on CPUs (10 ms against 148 ms per step with two, measured on a busy 2-core machine);
             run several workers to use more cores.
-        seed: Base seed; trial N trains with ``seed + N``.
+        seed: Seed of the data split and of every trial's initialisation and shuffling: a trial's result
+            depends on its parameters only (as in Ultralytics, whose trainings default to ``seed: 0``), so
+            samplers and pruners compare hyperparameters, not initialisations.
+        seed_per_trial: Train trial N with ``seed + N`` instead, to spread the initialisation noise.
     """
 
     type: Literal["cnn"] = "cnn"
@@ -34,6 +37,7 @@ class CNNSettings(ObjectiveSettings):
     num_workers: int = Field(default=0, ge=0)
     cpu_threads: int = Field(default=1, ge=1)
     seed: int = Field(default=0, ge=0)
+    seed_per_trial: bool = False
     epochs: int = Field(default=5, ge=1)
 
     image_size: int = Field(default=16, ge=4, le=1024)
@@ -70,7 +74,7 @@ class CNNSettings(ObjectiveSettings):
         "train_time_s": "minimize",
     }
     NOT_SEARCHABLE: ClassVar[frozenset[str]] = frozenset(
-        {"type", "data", "max_train_samples", "val_fraction", "num_workers", "cpu_threads", "seed"}
+        {"type", "data", "max_train_samples", "val_fraction", "num_workers", "cpu_threads", "seed", "seed_per_trial"}
     )
 
     def check_inputs(self, spec_dir: Path) -> None:

@@ -200,10 +200,11 @@ def _markdown_section(s: Mapping[str, Any], name: str) -> str:
 MD_INTRO = """# Benchmarks: time to quality
 
 `scripts/benchmark.py` runs Ultralytics' own tuner (`ultralytics-ga`, `model.tune()`), random search,
-unpruned TPE and hpstudy (TPE with ASHA pruning; imgsz and batch searched jointly under the memory model
-on a GPU) one after the other on the same task, data, metric, epoch cap and wall-clock budget, for
-several seeds. Each method's clock starts when its process starts (its start-up is part of the cost) and
-the process group is killed at the budget; only trials finished within the budget count.
+unpruned TPE and hpstudy (its defaults: TPE with median pruning, the objective's defaults as the first
+trial; imgsz and batch searched jointly under the memory model on a GPU) one after the other on the
+same task, data, metric, epoch cap and wall-clock budget, for several seeds. Each method's clock starts
+when its process starts (its start-up is part of the cost) and the process group is killed at the
+budget; only trials finished within the budget count.
 
 - **final best**: best metric found within the budget (mean ± std over seeds, [min, max]).
 - **hpstudy reaches it in**: the first time hpstudy's mean-over-seeds best-so-far reaches that method's

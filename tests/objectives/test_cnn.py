@@ -163,3 +163,19 @@ def test_sigint_during_lightning_training_is_a_fail_with_reason(
     assert (queued.state, queued.params) == (TrialState.WAITING, trial.params)  # retried by the next run
     assert trial.user_attrs["fail_reason"] == "interrupted by SIGINT"
     assert 1 <= trial.user_attrs["epochs_run"] < 500
+
+
+@pytest.mark.parametrize("per_trial", [False, True])
+def test_a_trials_value_depends_on_its_parameters_unless_seeds_vary_per_trial(
+        per_trial: bool, write_spec: Callable[..., Path], sqlite_url: str) -> None:
+    spec = cnn(n_trials=2, metric="loss", space={"lr": {"type": "float", "low": 0.01, "high": 0.2}})
+    spec["objective"]["seed_per_trial"] = per_trial
+    path = write_spec(spec)
+    study = optuna.create_study(study_name="cnn", storage=sqlite_url)
+    for _ in range(2):
+        study.enqueue_trial({"lr": 0.05})
+    assert main([str(path), "--storage", sqlite_url, "--quiet"]) == 0
+    first, second = (t.value for t in optuna.load_study(study_name="cnn", storage=sqlite_url).trials)
+    # One seed for every trial: the same parameters train the same network (samplers compare
+    # hyperparameters, not initialisations); seed + N per trial gives two different runs.
+    assert (first == second) is not per_trial
