@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Protocol
 
 import optuna
-from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from objectives import Objective, TrialContext, load_objective
@@ -256,10 +256,11 @@ class Worker:
         reported so far, which the next worker (or this study run again) resumes from its checkpoint at
         once, without waiting for a heartbeat grace period. Retries stay bounded by the callback's maximum.
         """
-        if self._last_trial_id is None or not is_heartbeat_enabled(self.study._storage):
+        storage = self.study._storage
+        if self._last_trial_id is None or not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
             return
-        callback = self.study._storage.get_heartbeat_stale_trial_callback()
-        trial = self.study._storage.get_trial(self._last_trial_id)
+        callback = storage.get_heartbeat_stale_trial_callback()
+        trial = storage.get_trial(self._last_trial_id)
         if callback is None or trial.state != TrialState.FAIL or not str(
                 trial.user_attrs.get("fail_reason", "")).startswith("interrupted by"):
             return
