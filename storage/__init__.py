@@ -15,7 +15,7 @@ from storage.factory import (
     heartbeat_settings,
     open_storage,
 )
-from storage.heartbeat import fail_stale_trials, recover_stale_trials
+from storage.heartbeat import fail_stale_trials, queue_retry, recover_stale_trials
 from storage.urls import DEFAULT_STORAGE_URL, PASSWORD_ENV, REPO_ROOT, mask_url, resolve_url, split_password
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "heartbeat_settings",
     "mask_url",
     "open_storage",
+    "queue_retry",
     "recover_stale_trials",
     "resolve_url",
     "set_user_attrs",

@@ -11,6 +11,7 @@ ideal ``workers / 0.2`` trials per second; storage time per trial is the time sp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -151,35 +152,30 @@ def tree_cpu_seconds(pids: Sequence[int]) -> float:
     """CPU-seconds used by the processes ``pids``, their children alive now and the children they reaped.
 
     A PostgreSQL backend that exits during the run is reaped by the postmaster, which adds its time to
-    its own ``cutime``/``cstime``: summing the parents' four fields and the live children's two counts
-    every backend once.
+    its own children's times: the parents' own and children's times plus the live children's own times
+    count every backend once.
     """
-    if not pids:
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            pid, rest = stat.read_text().split(") ", 1)
-        except OSError:
-            continue  # exited while we looked
-        fields = rest.split()
-        own, parent = int(pid.split(" (", 1)[0]), int(fields[1])
-        if own in pids:
-            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-        elif parent in pids:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(pid)
+            times = parent.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for child in parent.children():
+                with contextlib.suppress(psutil.NoSuchProcess):  # exited while we looked
+                    own = child.cpu_times()
+                    total += own.user + own.system
+    return total
 
 
 def machine_cpu_seconds() -> float:
-    """CPU-seconds the whole machine has been busy (all cores, from ``/proc/stat``); 0 where unknown."""
-    stat = Path("/proc/stat")
-    if not stat.exists():
-        return 0.0
-    fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    """CPU-seconds the whole machine has been busy, all cores together (idle and I/O wait left out)."""
+    import psutil
+
+    times = psutil.cpu_times()  # guest time is already inside user time: not added again
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
 @contextmanager

@@ -106,7 +106,6 @@ def fail_orphans(study: optuna.Study) -> list[int]:
     storage: Any = study._storage
     backend: Any = getattr(storage, "_backend", storage)
     locked_since = getattr(backend, "locked_since", None)
-    callback = storage.get_heartbeat_stale_trial_callback() if is_heartbeat_enabled(storage) else None
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start
@@ -115,9 +114,23 @@ def fail_orphans(study: optuna.Study) -> list[int]:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 failed.append(trial.number)
-                if callback is not None:
-                    callback(study, storage.get_trial(trial._trial_id))
+                queue_retry(study, storage.get_trial(trial._trial_id))
     return failed
+
+
+def queue_retry(study: optuna.Study, failed: FrozenTrial) -> bool:
+    """Hand a FAIL trial to the storage's retry callback, as Optuna does with a stale one.
+
+    The callback queues a WAITING copy (same parameters, the values reported so far, ``retry_history``)
+    unless the trial was retried its maximum number of times. Returns False on a storage without
+    heartbeat (no retry callback).
+    """
+    storage: Any = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback() if is_heartbeat_enabled(storage) else None
+    if callback is None:
+        return False
+    callback(study, failed)
+    return True
 
 
 def recover_stale_trials(study: optuna.Study) -> None:

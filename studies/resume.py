@@ -16,6 +16,9 @@ from typing import Any
 
 import optuna
 
+#: How a trial stopped by a signal is recorded (``fail_reason``): "interrupted by SIGTERM".
+INTERRUPTED = "interrupted by"
+
 #: Checkpoint files an objective leaves in its run dir, newest-epoch-last: Lightning, Ultralytics, formula.
 CHECKPOINTS = ("last.ckpt", "weights/last.pt", "last.ckpt.json")
 
@@ -65,7 +68,7 @@ def record(trial: optuna.Trial, point: ResumePoint) -> None:
     trial.set_user_attr("retry_of", point.retry_of)
     trial.set_user_attr("retry_history", list(point.history))
     previous = trial.user_attrs.get("fail_reason")  # copied from the failed attempt by the retry callback
-    why = (f"was {previous}" if isinstance(previous, str) and previous.startswith("interrupted by")
+    why = (f"was {previous}" if was_interrupted(previous)
            else "stopped sending heartbeats (worker killed, node lost or preempted)")
     trial.set_user_attr("retry_reason", f"trial {point.retry_of} {why}; retried with the same parameters")
     trial.set_user_attr("resumed_from", str(point.checkpoint) if point.checkpoint else None)
@@ -73,6 +76,11 @@ def record(trial: optuna.Trial, point: ResumePoint) -> None:
     for stale in ("fail_reason", "wall_time_s", "metrics", "epochs_run"):
         if stale in trial.user_attrs:  # copied from the failed attempt by the retry callback
             trial.set_user_attr(stale, None)
+
+
+def was_interrupted(fail_reason: object) -> bool:
+    """Whether a trial's ``fail_reason`` says a signal stopped it (not a crash in training)."""
+    return isinstance(fail_reason, str) and fail_reason.startswith(INTERRUPTED)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from objectives import Objective, TrialContext, load_objective
-from storage import REPO_ROOT, artifact_store, count_by_state, recover_stale_trials, set_user_attrs
+from storage import REPO_ROOT, artifact_store, count_by_state, queue_retry, recover_stale_trials, set_user_attrs
 from studies import resume
 from studies.space import suggest
 from studies.spec import DEFAULT_ARTIFACTS, StudySpec
@@ -211,23 +210,25 @@ class Worker:
                             resume_from=point.checkpoint if point is not None else None)
         return self._ctx
 
-    def _end_attrs(self) -> dict[str, str]:
-        if self._ctx is None:
-            return dict(self._trial_attrs)
-        return {**self._trial_attrs, "run_dir": str(self._ctx.run_dir)}
+    def _end_attrs(self) -> dict[str, Any]:
+        """What the worker records on every trial when it ends, in one write with the outcome."""
+        attrs: dict[str, Any] = {**self._trial_attrs, "wall_time_s": round(self._last_wall_time, 3)}
+        if self._ctx is not None:
+            attrs["run_dir"] = str(self._ctx.run_dir)
+        return attrs
 
     def _fail(self, trial: optuna.Trial, error: BaseException) -> BaseException:
         """Record why the trial ended and return the exception Optuna should see."""
-        wall = {**self._end_attrs(), "wall_time_s": round(self._last_wall_time, 3)}
+        ended = self._end_attrs()
         if isinstance(error, optuna.TrialPruned):
-            set_user_attrs(trial, wall)
+            set_user_attrs(trial, ended)
             return error
         if self._interrupt.requested:
-            reason = f"interrupted by {self._interrupt.requested}"
-            set_user_attrs(trial, {**wall, "fail_reason": reason})
+            reason = f"{resume.INTERRUPTED} {self._interrupt.requested}"
+            set_user_attrs(trial, {**ended, "fail_reason": reason})
             return Interrupted(reason)
         reason = f"{type(error).__name__}: {error}".strip()
-        set_user_attrs(trial, {**wall, "fail_reason": reason[:2000]})
+        set_user_attrs(trial, {**ended, "fail_reason": reason[:2000]})
         _save_traceback(trial, error, self.artifacts_root / self.spec.name / str(trial.number))
         if isinstance(error, Exception):
             return error
@@ -239,8 +240,7 @@ class Worker:
             reason = f"objective returned no {missing}; it returned {sorted(metrics)}"
             trial.set_user_attr("fail_reason", reason)
             raise KeyError(reason)
-        set_user_attrs(trial, {**self._end_attrs(), "wall_time_s": round(self._last_wall_time, 3),
-                               "metrics": {k: float(v) for k, v in metrics.items()}})
+        set_user_attrs(trial, {**self._end_attrs(), "metrics": {k: float(v) for k, v in metrics.items()}})
         values = [float(metrics[m]) for m in self.spec.metrics]
         if not all(math.isfinite(v) for v in values):
             reason = f"objective returned a non-finite value: {dict(zip(self.spec.metrics, values, strict=True))}"
@@ -256,15 +256,11 @@ class Worker:
         reported so far, which the next worker (or this study run again) resumes from its checkpoint at
         once, without waiting for a heartbeat grace period. Retries stay bounded by the callback's maximum.
         """
-        storage = self.study._storage
-        if self._last_trial_id is None or not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        if self._last_trial_id is None:
             return
-        callback = storage.get_heartbeat_stale_trial_callback()
-        trial = storage.get_trial(self._last_trial_id)
-        if callback is None or trial.state != TrialState.FAIL or not str(
-                trial.user_attrs.get("fail_reason", "")).startswith("interrupted by"):
-            return
-        callback(self.study, trial)
+        trial = self.study._storage.get_trial(self._last_trial_id)
+        if trial.state == TrialState.FAIL and resume.was_interrupted(trial.user_attrs.get("fail_reason")):
+            queue_retry(self.study, trial)
 
     def _report_last(self) -> None:
         if self.on_trial_end is None or self._last_trial_id is None:
