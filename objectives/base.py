@@ -15,13 +15,6 @@ if TYPE_CHECKING:
 
 Direction = Literal["maximize", "minimize"]
 
-# Memory axes of the built-in backends, for settings classes that do not set MEMORY_AXES themselves.
-_MEMORY_AXES: dict[str, tuple[str, ...]] = {
-    "yolo": ("imgsz", "batch"),
-    "cnn": ("image_size", "width", "batch_size"),
-}
-
-
 class ObjectiveSettings(BaseModel):
     """Base of the ``objective:`` block of a study spec.
 
@@ -51,7 +44,7 @@ class ObjectiveSettings(BaseModel):
         The bounds and choices of each parameter are validated against the field's own constraints,
         so ``dropout: {low: 0, high: 1.5}`` is refused before any trial. Backends add their own checks.
         """
-        from studies.errors import ConfigError
+        from hpstudy.objectives.errors import ConfigError
 
         base = self.model_dump()
         for name, param in space.items():
@@ -69,7 +62,7 @@ class ObjectiveSettings(BaseModel):
 
     def memory_axes(self) -> tuple[str, ...]:
         """Names of the fields that set peak training memory, batch last (empty: the backend has none)."""
-        return self.MEMORY_AXES or _MEMORY_AXES.get(self.type, ())
+        return self.MEMORY_AXES
 
     def default_metric(self) -> str:
         return next(iter(self.METRICS))
@@ -118,3 +111,53 @@ class Objective(Protocol):
     """
 
     def run(self, ctx: TrialContext) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One training backend, described in one place: what the rest of hpstudy may know about it.
+
+    Everything is a lazy ``"module:attr"`` import path, so describing (and listing) backends imports no
+    training library. A third-party backend is a module-level ``Backend`` registered in the entry-point
+    group ``hpstudy.objectives`` (``NAME = "pkg.module:BACKEND"``), or named in a spec by import path
+    (``objective: {type: "pkg.module:BACKEND"}``).
+
+    Attributes:
+        name: The ``objective.type`` of the built-in or registered backend.
+        settings: The :class:`ObjectiveSettings` subclass of its ``objective:`` block (its metrics,
+            their directions and its memory axes are class variables there).
+        objective: A callable taking the validated settings and returning an :class:`Objective`.
+        probe: ``make_step(settings)`` of the memory profiler (a few real training steps), if any.
+        checkpoints: File names, relative to a trial's run directory, that a killed trial resumes from,
+            in order of preference.
+        contour: The pair of hyperparameters the report's contour plot prefers when both are searched.
+    """
+
+    name: str
+    settings: str
+    objective: str
+    probe: str | None = None
+    checkpoints: tuple[str, ...] = ()
+    contour: tuple[str, str] | None = None
+
+    def settings_class(self) -> type[ObjectiveSettings]:
+        from hpstudy.objectives.registry import import_object
+
+        cls: type[ObjectiveSettings] = import_object(self.settings)
+        return cls
+
+    def load_objective(self, settings: ObjectiveSettings) -> Objective:
+        """Instantiate the objective; this is where heavy imports (torch, Lightning, Ultralytics) happen."""
+        from hpstudy.objectives.registry import import_object
+
+        objective: Objective = import_object(self.objective)(settings)
+        return objective
+
+    @property
+    def metrics(self) -> dict[str, Direction]:
+        """Metric name -> natural direction; the first is the default metric."""
+        return dict(self.settings_class().METRICS)
+
+    @property
+    def memory_axes(self) -> tuple[str, ...]:
+        return tuple(self.settings_class().MEMORY_AXES)

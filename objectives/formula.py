@@ -19,7 +19,7 @@ from typing import ClassVar
 import optuna
 from pydantic import Field
 
-from objectives.base import Direction, ObjectiveSettings, TrialContext
+from hpstudy.objectives.base import Backend, Direction, ObjectiveSettings, TrialContext
 
 CHECKPOINT = "last.ckpt.json"
 
@@ -85,3 +85,12 @@ def resume_step(checkpoint: Path | None) -> int:
     if checkpoint is None or checkpoint.name != CHECKPOINT or not checkpoint.exists():
         return 0
     return int(json.loads(checkpoint.read_text())["step"]) + 1
+
+
+BACKEND = Backend(
+    name="formula",
+    settings="hpstudy.objectives.formula:FormulaSettings",
+    objective="hpstudy.objectives.formula:FormulaObjective",
+    checkpoints=(CHECKPOINT,),
+    contour=("x", "y"),
+)

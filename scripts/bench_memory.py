@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--fixtures", default=str(ROOT / "tests" / "fixtures" / "memory"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from studies.memory.bench import run_bench
+    from hpstudy.studies.memory.bench import run_bench
 
     result = run_bench(args.device, Path(args.fixtures), log=lambda line: print(line, flush=True))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

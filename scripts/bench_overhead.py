@@ -23,10 +23,10 @@ from typing import Any
 
 import optuna
 
-from objectives.base import TrialContext
-from objectives.formula import FormulaSettings
-from storage import open_storage
-from studies import Worker, open_study, validate_spec
+from hpstudy.objectives.base import TrialContext
+from hpstudy.objectives.formula import FormulaSettings
+from hpstudy.storage import open_storage
+from hpstudy.studies import Worker, open_study, validate_spec
 
 SPACE = {"x": {"type": "float", "low": -1.0, "high": 1.0}, "k": {"type": "categorical", "choices": ["a", "b"]}}
 

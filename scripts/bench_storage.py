@@ -3,7 +3,7 @@
 
 import sys
 
-from storage.bench import main
+from benchlib.storage import main
 
 if __name__ == "__main__":
     sys.exit(main())

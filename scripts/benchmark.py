@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from studies.benchmark import main
+from benchlib import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from studies.inspect.dashboard import main
+from hpstudy.studies.inspect.dashboard import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from studies.export import main
+from hpstudy.studies.inspect.export import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from studies.launcher import main
+from hpstudy.studies.worker.launcher import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,4 +8,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${HPSTUDY_VENV:-$ROOT/.venv}/bin/python"
 [ -x "$PY" ] || PY=python3
 cd "$ROOT"
-exec "$PY" -m storage.pgserver "$@"
+exec "$PY" -m hpstudy.storage.pgserver "$@"

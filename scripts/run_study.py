@@ -3,7 +3,7 @@
 
 import sys
 
-from studies.cli import main
+from hpstudy.studies.cli.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from storage.proxy import main
+from hpstudy.storage.proxy import main
 
 if __name__ == "__main__":
     sys.exit(main())

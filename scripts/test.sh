@@ -18,12 +18,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "==> ruff"
-ruff check studies objectives storage scripts tests
+ruff check .
 echo "==> mypy"
-mypy studies objectives storage
+# The checkout's folders are the hpstudy namespace (package-dir mapping): mypy sees them under that name
+# through a link, as an installed wheel lays them out.
+mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/hpstudy
+(cd build/typecheck && mypy --config-file ../../pyproject.toml --explicit-package-bases \
+  hpstudy/__init__.py hpstudy/__main__.py hpstudy/studies hpstudy/objectives hpstudy/storage)
 echo "==> pytest"
 set +e
-python -m pytest "$@"
+pytest "$@"
 rc=$?
 set -e
 [ $rc -eq 5 ] && { echo "no tests collected" >&2; exit 1; }

@@ -7,32 +7,43 @@ database server) and ``grpc://host:port`` (a storage proxy in front of a databas
 
 from __future__ import annotations
 
-from storage.attrs import count_by_state, set_user_attrs
-from storage.factory import (
+from hpstudy.storage.attrs import count_by_state, set_user_attrs
+from hpstudy.storage.factory import (
     StorageURLError,
     StorageWarning,
     artifact_store,
     heartbeat_settings,
     open_storage,
 )
-from storage.heartbeat import fail_stale_trials, queue_retry, recover_stale_trials
-from storage.urls import DEFAULT_STORAGE_URL, PASSWORD_ENV, REPO_ROOT, mask_url, resolve_url, split_password
+from hpstudy.storage.heartbeat import fail_stale_trials, queue_retry, recover_stale_trials
+from hpstudy.storage.urls import (
+    DEFAULT_STORAGE_URL,
+    HOME_ENV,
+    PASSWORD_ENV,
+    home,
+    mask_url,
+    resolve_url,
+    runtime_path,
+    split_password,
+)
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "PASSWORD_ENV",
-    "REPO_ROOT",
+    "HOME_ENV",
     "StorageURLError",
     "StorageWarning",
     "artifact_store",
     "count_by_state",
     "fail_stale_trials",
+    "home",
     "heartbeat_settings",
     "mask_url",
     "open_storage",
     "queue_retry",
     "recover_stale_trials",
     "resolve_url",
+    "runtime_path",
     "set_user_attrs",
     "split_password",
 ]

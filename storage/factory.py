@@ -23,9 +23,9 @@ import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 from sqlalchemy import exc as sa_exc
 
-from storage.heartbeat import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
-from storage.resilient import DEFAULT_OUTAGE_TIMEOUT, ResilientRDBStorage
-from storage.urls import PASSWORD_ENV, file_path, mask_url, resolve_url, scheme, split_password
+from hpstudy.storage.heartbeat import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
+from hpstudy.storage.resilient import DEFAULT_OUTAGE_TIMEOUT, ResilientRDBStorage
+from hpstudy.storage.urls import PASSWORD_ENV, file_path, mask_url, resolve_url, scheme, split_password
 
 DEFAULT_HEARTBEAT_INTERVAL = 30
 DEFAULT_GRACE_PERIOD = 120

@@ -17,12 +17,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.urls import REPO_ROOT
+from hpstudy.storage.urls import runtime_path
 
-DEFAULT_DIR = REPO_ROOT / "storage" / "pg"
 USER = "hpstudy"
 DATABASE = "hpstudy"
 
@@ -59,7 +58,7 @@ class PostgresServer:
         listen: Addresses to listen on (comma separated).
     """
 
-    root: Path = DEFAULT_DIR
+    root: Path = field(default_factory=lambda: runtime_path("pg"))
     listen: str = "127.0.0.1"
 
     @property
@@ -196,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/postgres.sh start|stop|status|url|env``."""
     parser = argparse.ArgumentParser(prog="postgres.sh", description="A local PostgreSQL for hpstudy.")
     parser.add_argument("command", choices=["start", "stop", "status", "url", "env", "destroy"])
-    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("HPSTUDY_PG_DIR", DEFAULT_DIR)))
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="data directory (default: $HPSTUDY_PG_DIR, else storage/pg under HPSTUDY_HOME or .)")
     args = parser.parse_args(argv)
-    server = PostgresServer(args.dir.resolve(), listen=os.environ.get("HPSTUDY_PG_LISTEN", "127.0.0.1"))
+    root = args.dir or Path(os.environ.get("HPSTUDY_PG_DIR") or runtime_path("pg"))
+    server = PostgresServer(root.resolve(), listen=os.environ.get("HPSTUDY_PG_LISTEN", "127.0.0.1"))
     try:
         return _COMMANDS[args.command](server)
     except PostgresError as err:

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 
-from storage.factory import StorageURLError, open_storage
-from storage.urls import mask_url, resolve_url, scheme
+from hpstudy.storage.factory import StorageURLError, open_storage
+from hpstudy.storage.urls import mask_url, resolve_url, scheme
 
 log = logging.getLogger("hpstudy.storage")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Where runtime data lives when set; else the current directory. Never inside the installed package.
+HOME_ENV = "HPSTUDY_HOME"
 DEFAULT_STORAGE_URL = "sqlite:///storage/hpstudy.db"
 SCHEMES = ("sqlite", "postgresql", "mysql", "journal", "grpc")
 
@@ -38,14 +40,27 @@ def split_password(url: str) -> tuple[str, str | None]:
     return bare, unquote(match.group("pw"))
 
 
-def resolve_url(url: str | None) -> str:
-    """The URL to open: the default SQLite file lives under the repository's ``storage/``.
+def home() -> Path:
+    """The directory whose ``storage/`` holds runtime data: ``$HPSTUDY_HOME``, else the current directory.
 
-    A relative SQLite or journal path given by the user is taken relative to the current directory,
-    except the default one, which is anchored at the repository so it works from any directory.
+    In a checkout run from its root that is the checkout's own ``storage/`` (the default database,
+    artifacts, Ultralytics' settings, the local PostgreSQL's data).
+    """
+    return Path(os.environ.get(HOME_ENV) or Path.cwd()).resolve()
+
+
+def runtime_path(*parts: str) -> Path:
+    """A path under ``home()/storage``: ``runtime_path("artifacts")``."""
+    return home().joinpath("storage", *parts)
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to open: the default SQLite file is ``storage/hpstudy.db`` under :func:`home`.
+
+    A relative SQLite or journal path given by the user is taken relative to the current directory.
     """
     if not url or url == DEFAULT_STORAGE_URL:
-        return f"sqlite:///{REPO_ROOT / 'storage' / 'hpstudy.db'}"
+        return f"sqlite:///{runtime_path('hpstudy.db')}"
     return url
 
 

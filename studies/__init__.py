@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from studies.build import open_study
-from studies.errors import ConfigError, SpecError
-from studies.spec import StudySpec, load_spec, validate_spec
-from studies.worker import Worker, WorkerResult
+from hpstudy.studies.errors import ConfigError, SpecError
+from hpstudy.studies.spec.model import StudySpec, load_spec, validate_spec
+from hpstudy.studies.study.build import open_study
+from hpstudy.studies.worker.loop import Worker, WorkerResult
 
 __all__ = [
     "ConfigError",

@@ -7,7 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import ParamSpec
 
+from hpstudy.objectives.errors import ConfigError
+
 P = ParamSpec("P")
+
+__all__ = ["ConfigError", "SpecError", "exit_2_on_user_error"]
 
 
 class SpecError(Exception):
@@ -34,21 +38,9 @@ class SpecError(Exception):
         return f"{self.source}:{key} {text}"
 
 
-class ConfigError(ValueError):
-    """Raised by a settings validator with a key relative to the model being validated.
-
-    ``load_spec`` turns it into a :class:`SpecError` with the full dotted key.
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        self.message = message
-        super().__init__(message)
-
-
 def exit_2_on_user_error(main: Callable[P, int]) -> Callable[P, int]:
     """Wrap an entry point: a bad spec or storage URL prints one ``error:`` line and returns 2."""
-    from storage.factory import StorageURLError
+    from hpstudy.storage.factory import StorageURLError
 
     @functools.wraps(main)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> int:

@@ -5,7 +5,7 @@ Importing this package imports neither Ultralytics nor Lightning (nor matplotlib
 
 from __future__ import annotations
 
-from studies.inspect.annotate import (
+from hpstudy.studies.inspect.annotate import (
     LEGACY_CONSTRAINTS_ATTR,
     MEMORY_BUDGET_ATTR,
     is_feasible,
@@ -13,9 +13,9 @@ from studies.inspect.annotate import (
     study_note_markdown,
     write_study_note,
 )
-from studies.inspect.dashboard import DashboardServer, create_server
-from studies.inspect.plots import plot_memory_map
-from studies.inspect.report import SECTIONS, Report, write_report
+from hpstudy.studies.inspect.dashboard import DashboardServer, create_server
+from hpstudy.studies.inspect.plots import plot_memory_map
+from hpstudy.studies.inspect.report import SECTIONS, Report, write_report
 
 __all__ = [
     "LEGACY_CONSTRAINTS_ATTR",

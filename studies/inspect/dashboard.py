@@ -15,11 +15,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
-from storage import REPO_ROOT, artifact_store, mask_url, open_storage, resolve_url
+from hpstudy.storage import artifact_store, mask_url, open_storage, resolve_url, runtime_path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-DEFAULT_ARTIFACTS = REPO_ROOT / "storage" / "artifacts" / "_store"
 
 log = logging.getLogger("hpstudy.dashboard")
 
@@ -71,7 +70,7 @@ class DashboardServer:
 
 
 def create_server(storage_url: str | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  artifacts: str | Path | None = DEFAULT_ARTIFACTS,
+                  artifacts: str | Path | None = None,
                   write_notes: bool = True) -> DashboardServer:
     """Bind optuna-dashboard to ``host:port`` on a study storage (not serving yet).
 
@@ -98,7 +97,7 @@ def create_server(storage_url: str | None = None, *, host: str = DEFAULT_HOST, p
 
 
 def _write_missing_notes(storage: optuna.storages.BaseStorage) -> None:
-    from studies.inspect.annotate import write_study_note
+    from hpstudy.studies.inspect.annotate import write_study_note
 
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         try:
@@ -119,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one")
-    parser.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS),
+    parser.add_argument("--artifacts", default=None,
                         help="artifact store directory (default storage/artifacts/_store)")
     parser.add_argument("--no-notes", action="store_true",
                         help="do not write the spec summary as the note of studies that have none")
@@ -132,7 +131,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     out = out or sys.stdout
     raw = resolve_url(args.storage)
     try:
-        dash = create_server(raw, host=args.host, port=args.port, artifacts=args.artifacts,
+        artifacts = args.artifacts or runtime_path("artifacts", "_store")
+        dash = create_server(raw, host=args.host, port=args.port, artifacts=artifacts,
                              write_notes=not args.no_notes)
     except Exception as err:  # noqa: BLE001 - one masked line instead of a traceback with the URL
         print(f"error: cannot serve {mask_url(raw)}: {_masked(str(err), raw)}", file=sys.stderr)

@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.inspect.annotate import (
+from hpstudy.studies.inspect.annotate import (
     MEMORY_BUDGET_ATTR,
     PEAK_MEASURED_ATTR,
     PEAK_PREDICTED_ATTR,

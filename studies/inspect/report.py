@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import mask_url, open_storage, resolve_url
-from studies.inspect import plots
-from studies.inspect.annotate import is_feasible
+from hpstudy.storage import mask_url, open_storage, resolve_url
+from hpstudy.studies.inspect import plots
+from hpstudy.studies.inspect.annotate import is_feasible
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

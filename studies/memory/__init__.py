@@ -3,9 +3,9 @@ out-of-memory errors into constraints, and probes that measure real training ste
 
 from __future__ import annotations
 
-from studies.memory.constraint import STEPS, MemoryConstraint, build_constraint
-from studies.memory.hook import MemoryHook, MemoryInfeasible
-from studies.memory.model import (
+from hpstudy.studies.memory.constraint import MemoryConstraint, build_constraint
+from hpstudy.studies.memory.hook import MemoryHook, MemoryInfeasible
+from hpstudy.studies.memory.model import (
     MemoryModel,
     NotEnoughObservations,
     Observation,
@@ -13,12 +13,11 @@ from studies.memory.model import (
     parse_size_mib,
     resolve_budget_mib,
 )
-from studies.memory.probe import CpuProbe, CudaProbe, DeviceInfo, Probe, device_info, is_oom, probe_for
-from studies.memory.sampler import MemoryFeasibleSampler
-from studies.memory.store import set_legacy_constraint
+from hpstudy.studies.memory.probe import CpuProbe, CudaProbe, DeviceInfo, Probe, device_info, is_oom, probe_for
+from hpstudy.studies.memory.sampler import MemoryFeasibleSampler
+from hpstudy.studies.memory.store import set_legacy_constraint
 
 __all__ = [
-    "STEPS",
     "CpuProbe",
     "CudaProbe",
     "DeviceInfo",

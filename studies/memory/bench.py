@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studies.memory.evaluate import evaluate_recorded, summarize
-from studies.memory.model import MemoryModel, fit_model
-from studies.memory.probe import (
+from hpstudy.studies.memory.evaluate import evaluate_recorded, summarize
+from hpstudy.studies.memory.model import MemoryModel, fit_model
+from hpstudy.studies.memory.probe import (
     AxisGrid,
     LadderSettings,
     Probe,
@@ -40,12 +40,12 @@ class LiveCase:
 def live_cases(device: str) -> list[LiveCase]:
     """YOLO on a GPU (25% of the card); a tiny CNN on CPU (fixed small budget, keeps 2 cores usable)."""
     if device.startswith("cuda"):
-        from objectives.yolo_probe import YoloStep
+        from hpstudy.objectives.yolo.probe import YoloStep
 
         sizes = (320, 480, 640, 800, 960)
         return [LiveCase(m, YoloStep(model=f"{m}.yaml", nc=2), ("imgsz", "batch"), sizes, 512, 0.25)
                 for m in ("yolov8n", "yolo11n")]
-    from objectives.cnn_probe import CnnStep
+    from hpstudy.objectives.cnn.probe import CnnStep
 
     step = CnnStep(settings={"width": 8, "depth": 2}, in_channels=1, steps=1)
     return [LiveCase("small_cnn w8", step, ("image_size", "batch_size"), (16, 32, 48, 64), 128,

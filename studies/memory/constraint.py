@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from studies.memory import store
-from studies.memory.model import MemoryModel, NotEnoughObservations, fit_model, resolve_budget_mib
-from studies.memory.probe import (
+from hpstudy.studies.memory import store
+from hpstudy.studies.memory.model import MemoryModel, NotEnoughObservations, fit_model, resolve_budget_mib
+from hpstudy.studies.memory.probe import (
     AxisGrid,
     DeviceInfo,
     LadderSettings,
@@ -26,16 +26,10 @@ from studies.memory.probe import (
 )
 
 if TYPE_CHECKING:
-    from studies.spec import StudySpec
+    from hpstudy.objectives.base import ObjectiveSettings
+    from hpstudy.studies.spec.model import StudySpec
 
 log = logging.getLogger("hpstudy")
-
-#: objective type -> factory ``make_step(settings) -> ProfileStep`` (lazy: these import torch/ultralytics)
-STEPS: dict[str, str] = {
-    "yolo": "objectives.yolo_probe:make_step",
-    "cnn": "objectives.cnn_probe:make_step",
-}
-
 
 @dataclass
 class MemoryConstraint:
@@ -142,10 +136,9 @@ def build_constraint(spec: StudySpec, device: str, *, probe: Probe | None = None
         spec: A validated spec with ``memory`` set.
         device: This worker's resolved device.
         probe: Measuring override (tests); default: CUDA or CPU by device.
-        step: Profiling step override (tests); default: the objective's, from :data:`STEPS`.
+        step: Profiling step override (tests); default: the objective's, its backend's ``probe``.
     """
-    from studies.registry import lookup
-    from studies.space import distributions
+    from hpstudy.studies.spec.space import distributions
 
     memory = spec.memory
     if memory is None:
@@ -158,10 +151,22 @@ def build_constraint(spec: StudySpec, device: str, *, probe: Probe | None = None
     grids = tuple(axis_grid(a, dists.get(a), fixed.get(a)) for a in axes)
     info = device_info(device)
     if step is None:
-        step = lookup(STEPS, settings.type, what="memory profiling step", key="objective.type")(settings)
+        step = _profiling_step(settings)
     assert step is not None
     return MemoryConstraint(
         axes=axes, grids=grids, fixed=fixed, info=info,
         budget_mib=resolve_budget_mib(memory.budget, info.total_mib), step=step,
         probe=probe or probe_for(device), margin=memory.margin, trainer_overhead=memory.trainer_overhead,
         ladder=LadderSettings(memory.profile_levels, memory.profile_fraction, memory.profile_max_points))
+
+
+def _profiling_step(settings: ObjectiveSettings) -> ProfileStep:
+    """The backend's ``make_step(settings)``: a few real training steps to measure (imports torch)."""
+    from hpstudy.objectives import ConfigError, get_backend
+    from hpstudy.objectives.registry import import_object
+
+    backend = get_backend(settings.type)
+    if backend.probe is None:
+        raise ConfigError("memory", f"objective {settings.type!r} has no memory probe; remove memory:")
+    step: ProfileStep = import_object(backend.probe)(settings)
+    return step

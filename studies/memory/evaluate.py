@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from studies.memory.model import Observation, fit_model
-from studies.memory.probe import AxisGrid, LadderSettings, profile_ladder
+from hpstudy.studies.memory.model import Observation, fit_model
+from hpstudy.studies.memory.probe import AxisGrid, LadderSettings, profile_ladder
 
 GIB = 1024.0
 AXES = ("imgsz", "batch")

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from objectives.base import TrialContext
-from studies.memory import store
-from studies.memory.constraint import MemoryConstraint
-from studies.memory.probe import CpuMeter, CudaMeter, is_oom, meter_for, release_memory
+from hpstudy.objectives.base import TrialContext
+from hpstudy.studies.memory import store
+from hpstudy.studies.memory.constraint import MemoryConstraint
+from hpstudy.studies.memory.probe import CpuMeter, CudaMeter, is_oom, meter_for, release_memory
 
 log = logging.getLogger("hpstudy")
 CONSTRAINT_KEY = "memory"

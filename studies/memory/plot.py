@@ -8,8 +8,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from studies.memory import store
-from studies.memory.model import MemoryModel
+from hpstudy.studies.memory import store
+from hpstudy.studies.memory.model import MemoryModel
 
 
 def draw_memory_map(study: optuna.Study, out: Path, *, device_key: str | None = None) -> Path:

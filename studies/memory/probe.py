@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from studies.memory.model import Observation
+from hpstudy.studies.memory.model import Observation
 
 MIB = 2**20
 _OOM_MESSAGES = ("out of memory", "can't allocate memory", "cublas_status_alloc_failed",
@@ -232,7 +232,7 @@ class CpuProbe:
         preload: Modules the fork server imports once, so each child starts in milliseconds.
     """
 
-    preload: tuple[str, ...] = ("torch", "studies.memory.probe")
+    preload: tuple[str, ...] = ("torch", "hpstudy.studies.memory.probe")
 
     def measure(self, step: ProfileStep, point: Mapping[str, float], *, limit_mib: float) -> float | None:
         ctx = multiprocessing.get_context("forkserver")

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.memory.constraint import MemoryConstraint
+from hpstudy.studies.memory.constraint import MemoryConstraint
 
 
 class MemoryFeasibleSampler(BaseSampler):

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.memory.model import MemoryModel, Observation
+from hpstudy.studies.memory.model import MemoryModel, Observation
 
 PROBE_ATTR = "memory.probe:{key}"
 MODEL_ATTR = "memory.model:{key}"

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from studies.memory.constraint import MemoryConstraint, build_constraint
-from studies.memory.hook import MemoryHook
-from studies.memory.sampler import MemoryFeasibleSampler
+from hpstudy.studies.memory.constraint import MemoryConstraint, build_constraint
+from hpstudy.studies.memory.hook import MemoryHook
+from hpstudy.studies.memory.sampler import MemoryFeasibleSampler
 
 if TYPE_CHECKING:
-    from studies.spec import StudySpec
-    from studies.worker import TrialHook
+    from hpstudy.studies.spec.model import StudySpec
+    from hpstudy.studies.worker.loop import TrialHook
 
 
 def memory_constraint(spec: StudySpec, device: str) -> MemoryConstraint | None:
@@ -25,8 +25,8 @@ def memory_sampler(spec: StudySpec,
     """The spec's sampler wrapped by the feasibility check (None: use the spec's sampler as is)."""
     if constraint is None:
         return None
-    from studies.samplers import build_sampler
-    from studies.space import distributions
+    from hpstudy.studies.spec.samplers import build_sampler
+    from hpstudy.studies.spec.space import distributions
 
     dists = {k: v for k, v in distributions(spec.space).items() if k in constraint.axes}
     return MemoryFeasibleSampler(build_sampler(spec.sampler), constraint, axis_distributions=dists)

@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import open_storage
-from studies import Worker, load_spec, open_study
-from studies.cli import main
+from hpstudy.storage import open_storage
+from hpstudy.studies import Worker, load_spec, open_study
+from hpstudy.studies.cli.run import main
 
 pytestmark = pytest.mark.slow
 

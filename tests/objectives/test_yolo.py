@@ -13,11 +13,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-import objectives.yolo  # noqa: F401  (offline environment before anything imports Ultralytics)
-from objectives.shapes import ShapesConfig, make_detection_dataset
-from storage import open_storage
-from studies import Worker, load_spec, open_study
-from studies.export import export_best
+import hpstudy.objectives.yolo.objective  # noqa: F401  (offline environment before anything imports Ultralytics)
+from hpstudy.objectives.yolo.shapes import ShapesConfig, make_detection_dataset
+from hpstudy.storage import open_storage
+from hpstudy.studies import Worker, load_spec, open_study
+from hpstudy.studies.inspect.export import export_best
 
 pytestmark = pytest.mark.slow
 
@@ -149,8 +149,8 @@ def test_trial_completes_without_network(write_spec: Callable[..., Path], sqlite
 def test_a_batch_halved_by_ultralytics_after_an_oom_is_reported_as_out_of_memory() -> None:
     from types import SimpleNamespace
 
-    from objectives.yolo import EpochReporter
-    from studies.memory.probe import is_oom
+    from hpstudy.objectives.yolo.objective import EpochReporter
+    from hpstudy.studies.memory.probe import is_oom
 
     reporter = EpochReporter(ctx=SimpleNamespace(prune=False), metric="fitness")  # type: ignore[arg-type]
     trainer = SimpleNamespace(batch_size=32)

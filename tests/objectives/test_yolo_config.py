@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from objectives.shapes import ShapesConfig, detection_sample, make_classify_dataset, make_detection_dataset
-from objectives.yolo_config import TRAIN_ARGS, YOLOSettings
-from studies import load_spec
-from studies.errors import SpecError
+from hpstudy.objectives.yolo.config import TRAIN_ARGS, YOLOSettings
+from hpstudy.objectives.yolo.shapes import ShapesConfig, detection_sample, make_classify_dataset, make_detection_dataset
+from hpstudy.studies import load_spec
+from hpstudy.studies.errors import SpecError
 
 SMALL = ShapesConfig(n_train=6, n_val=2, imgsz=64, seed=3)
 
@@ -42,7 +42,7 @@ def refusal(write_spec: Callable[..., Path], spec: dict[str, Any]) -> str:
 
 
 def ultralytics_defaults() -> dict[str, Any]:
-    importlib.import_module("objectives.yolo")  # offline environment before Ultralytics' first import
+    importlib.import_module("hpstudy.objectives.yolo.objective")  # offline environment before Ultralytics' first import
     defaults: dict[str, Any] = importlib.import_module("ultralytics.cfg").DEFAULT_CFG_DICT
     return defaults
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from studies.benchmark import TASKS, BenchTask, Curve, Point, best_so_far, summarize, time_to_reach
-from studies.benchmark.methods import METHODS
+from benchlib import TASKS, BenchTask, Curve, Point, best_so_far, summarize, time_to_reach
+from benchlib.methods import METHODS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from storage import open_storage
-from studies import load_spec, open_study
-from studies.export import main
+from hpstudy.storage import open_storage
+from hpstudy.studies import load_spec, open_study
+from hpstudy.studies.inspect.export import main
 
 REPO = Path(__file__).resolve().parent.parent.parent
 LR = FloatDistribution(1e-4, 0.1, log=True)
@@ -23,7 +23,7 @@ OPT = CategoricalDistribution(("SGD", "AdamW"))
 
 
 def get_cfg(path: Path) -> Any:
-    importlib.import_module("objectives.yolo")  # offline environment before Ultralytics' first import
+    importlib.import_module("hpstudy.objectives.yolo.objective")  # offline environment before Ultralytics' first import
     return importlib.import_module("ultralytics.cfg").get_cfg(str(path))
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.pgserver import PostgresError, PostgresServer, find_bindir, free_port
-from storage.testing import PYTHON, REPO, Workers, wait_for
+from hpstudy.storage.pgserver import PostgresError, PostgresServer, find_bindir, free_port
+from support.workers import PYTHON, REPO, Workers, wait_for
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage import bench
+from benchlib import storage as bench
 
 
 def test_tree_cpu_counts_a_child_that_has_exited() -> None:

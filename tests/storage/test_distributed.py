@@ -10,9 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import open_storage
-from storage.pgserver import PostgresServer
-from storage.testing import Workers, wait_for, write_spec
+from hpstudy.storage import open_storage
+from hpstudy.storage.pgserver import PostgresServer
+from support.workers import Workers, wait_for, write_spec
 
 pytestmark = pytest.mark.timeout(150)
 

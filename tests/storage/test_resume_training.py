@@ -11,10 +11,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-import objectives.yolo  # noqa: F401  (offline environment before anything imports Ultralytics)
-from objectives.shapes import ShapesConfig, make_detection_dataset
-from storage import open_storage
-from storage.testing import Workers, wait_for
+import hpstudy.objectives.yolo.objective  # noqa: F401  (offline environment before anything imports Ultralytics)
+from hpstudy.objectives.yolo.shapes import ShapesConfig, make_detection_dataset
+from hpstudy.storage import open_storage
+from support.workers import Workers, wait_for
 
 
 def _objective(kind: str, directory: Path, epochs: int) -> tuple[dict[str, Any], dict[str, Any], str]:

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import (
+from hpstudy.storage import (
     StorageURLError,
     StorageWarning,
     heartbeat_settings,
@@ -18,7 +18,7 @@ from storage import (
     recover_stale_trials,
     split_password,
 )
-from storage.heartbeat import HeartbeatJournalStorage
+from hpstudy.storage.heartbeat import HeartbeatJournalStorage
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -10,8 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import open_storage
-from storage.pgserver import PostgresServer
+from hpstudy.storage import open_storage
+from hpstudy.storage.pgserver import PostgresServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

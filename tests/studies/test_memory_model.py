@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.memory.evaluate import evaluate_recorded, load_tables
-from studies.memory.model import (
+from hpstudy.studies.memory.evaluate import evaluate_recorded, load_tables
+from hpstudy.studies.memory.model import (
     MemoryModel,
     NotEnoughObservations,
     Observation,

@@ -12,15 +12,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from objectives.base import TrialContext
-from objectives.cnn_probe import CnnStep
-from studies.build import open_study
-from studies.memory import MemoryConstraint, MemoryFeasibleSampler, MemoryHook, build_constraint, store
-from studies.memory.probe import address_space_limit
-from studies.samplers import build_sampler
-from studies.space import distributions
-from studies.spec import StudySpec, validate_spec
-from studies.worker import Worker
+from hpstudy.objectives.base import TrialContext
+from hpstudy.objectives.cnn.probe import CnnStep
+from hpstudy.studies.memory import MemoryConstraint, MemoryFeasibleSampler, MemoryHook, build_constraint, store
+from hpstudy.studies.memory.probe import address_space_limit
+from hpstudy.studies.spec.model import StudySpec, validate_spec
+from hpstudy.studies.spec.samplers import build_sampler
+from hpstudy.studies.spec.space import distributions
+from hpstudy.studies.study.build import open_study
+from hpstudy.studies.worker.loop import Worker
 
 STEP = CnnStep(settings={"width": 16, "depth": 2}, in_channels=1, steps=1)
 

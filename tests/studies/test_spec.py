@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from studies.cli import main
-from studies.errors import SpecError
-from studies.spec import apply_override, load_spec
+from hpstudy.studies.cli.run import main
+from hpstudy.studies.errors import SpecError
+from hpstudy.studies.spec.model import apply_override, load_spec
 
 CNN = {"type": "cnn", "data": "digits", "epochs": 1}
 

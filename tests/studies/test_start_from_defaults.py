@@ -7,8 +7,8 @@ from typing import Any
 import optuna
 import pytest
 
-from studies.build import open_study
-from studies.spec import validate_spec
+from hpstudy.studies.spec.model import validate_spec
+from hpstudy.studies.study.build import open_study
 
 
 def _spec(start: bool) -> Any:

@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import open_storage
-from studies.cli import main
+from hpstudy.storage import open_storage
+from hpstudy.studies.cli.run import main
 
 Spec = Callable[..., dict[str, Any]]
 

@@ -17,12 +17,12 @@ from typing import Any
 import optuna
 import pytest
 
-from objectives.base import TrialContext
-from storage import open_storage
-from studies.build import open_study
-from studies.inspect import set_constraint
-from studies.spec import validate_spec
-from studies.worker import Worker
+from hpstudy.objectives.base import TrialContext
+from hpstudy.storage import open_storage
+from hpstudy.studies.inspect import set_constraint
+from hpstudy.studies.spec.model import validate_spec
+from hpstudy.studies.study.build import open_study
+from hpstudy.studies.worker.loop import Worker
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD = REPO / "scripts" / "dashboard.py"

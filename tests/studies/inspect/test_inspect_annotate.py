@@ -10,7 +10,7 @@ import pytest
 from optuna_dashboard import get_note, save_note
 from optuna_dashboard._serializer import serialize_frozen_trial
 
-from studies.inspect import LEGACY_CONSTRAINTS_ATTR, is_feasible, set_constraint, write_study_note
+from hpstudy.studies.inspect import LEGACY_CONSTRAINTS_ATTR, is_feasible, set_constraint, write_study_note
 
 
 def test_set_constraint_is_seen_by_optuna_and_the_dashboard_serializer() -> None:

@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.artifacts import upload_artifact
 
-from objectives.base import TrialContext
-from studies.inspect import create_server
-from studies.inspect.dashboard import main
+from hpstudy.objectives.base import TrialContext
+from hpstudy.studies.inspect import create_server
+from hpstudy.studies.inspect.dashboard import main
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

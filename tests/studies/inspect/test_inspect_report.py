@@ -14,9 +14,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from studies.inspect import MEMORY_BUDGET_ATTR, SECTIONS, plot_memory_map, set_constraint, write_report
-from studies.inspect.plots import fit_memory_law, parse_memory
-from studies.inspect.report import main
+from hpstudy.studies.inspect import MEMORY_BUDGET_ATTR, SECTIONS, plot_memory_map, set_constraint, write_report
+from hpstudy.studies.inspect.plots import fit_memory_law, parse_memory
+from hpstudy.studies.inspect.report import main
 
 matplotlib.use("Agg")
 REPO = Path(__file__).resolve().parents[3]

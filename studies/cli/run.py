@@ -1,0 +1,100 @@
+"""``scripts/run_study.py``: parse flags, validate, open the study, run a worker, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import optuna
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hpstudy.storage import mask_url, open_storage, resolve_url
+from hpstudy.studies.errors import exit_2_on_user_error
+from hpstudy.studies.inspect.summary import print_summary, trial_line
+from hpstudy.studies.memory.wiring import memory_constraint, memory_hooks, memory_sampler
+from hpstudy.studies.spec.model import StudySpec, load_spec
+from hpstudy.studies.study.build import open_study
+from hpstudy.studies.worker.loop import (
+    FINISHED,
+    TrialHook,
+    Worker,
+    WorkerResult,
+    artifacts_root,
+    exit_code,
+    resolve_device,
+    silence_optuna,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_study.py",
+        description="Run (or resume) a hyperparameter study until it holds n_trials finished trials. "
+        "Many workers may run this against one storage.",
+    )
+    parser.add_argument("spec", help="study spec (YAML), e.g. studies/cnn_digits.yaml")
+    parser.add_argument("--storage", help="storage URL (default: the spec's, sqlite:///storage/hpstudy.db)")
+    parser.add_argument("--study-name", help="study name (default: the spec's name)")
+    parser.add_argument("--n-trials", type=int, help="study-wide total of finished trials")
+    parser.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec key; VALUE is YAML (repeatable)")
+    parser.add_argument("--allow-space-change", action="store_true",
+                        help="resume a study whose stored search space differs from the spec's")
+    parser.add_argument("--quiet", action="store_true", help="no line per trial")
+    return parser
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """Flags are overrides too, applied after ``--set`` so they win."""
+    extra = []
+    for flag, key in (("storage", "storage"), ("study_name", "name"), ("n_trials", "n_trials"),
+                      ("timeout", "timeout"), ("device", "device")):
+        value = getattr(args, flag)
+        if value is not None:
+            extra.append(f"{key}={value}" if flag != "storage" else f"{key}='{value}'")
+    return [*args.overrides, *extra]
+
+
+@exit_2_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    silence_optuna()
+    spec = load_spec(args.spec, flag_overrides(args))
+    url = resolve_url(spec.storage)
+    storage = open_storage(url)
+    memory = memory_constraint(spec, resolve_device(spec.device))
+    study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change,
+                       sampler=memory_sampler(spec, memory))
+    if memory is not None:
+        memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
+    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
+    print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
+    if result.interrupted:
+        console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
+                      "run the same command again to resume.")
+    return exit_code(result)
+
+
+def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
+         hooks: list[TrialHook] | None = None) -> WorkerResult:
+    device = resolve_device(spec.device)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    console.print(f"study [bold]{spec.name}[/] on {mask_url(resolve_url(spec.storage))}: "
+                  f"{done}/{spec.n_trials} finished trials, device {device}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task("trials", total=spec.n_trials, completed=done)
+
+        def on_end(trial: optuna.trial.FrozenTrial) -> None:
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            progress.update(task, completed=min(finished, spec.n_trials))
+            if not quiet:
+                progress.console.print(trial_line(trial), markup=False, soft_wrap=True)
+
+        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [])
+        return worker.run()

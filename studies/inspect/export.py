@@ -1,0 +1,104 @@
+"""Export a YOLO study's best trial as an Ultralytics config: ``yolo train cfg=best.yaml`` reproduces it.
+
+The study carries its spec summary (``study.user_attrs["hpstudy.spec"]``, see :mod:`studies.build`), so the
+fixed settings come from the storage too; no spec file is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from hpstudy.studies.errors import SpecError, exit_2_on_user_error
+from hpstudy.studies.study.build import SPEC_ATTR
+
+
+def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | None = None) -> Path:
+    """Write the chosen trial's Ultralytics train arguments (fixed settings and sampled values) to ``out``.
+
+    Args:
+        study: A study made by hpstudy with ``objective.type: yolo``.
+        out: The YAML file to write.
+        trial_number: Which trial; required for multi-objective studies (one of the Pareto trials),
+            the best trial by default otherwise.
+
+    Returns:
+        The written file.
+
+    Raises:
+        SpecError: Not a YOLO study, no finished trial, or a trial that is not among the best.
+    """
+    settings = _yolo_settings(study)
+    trial = pick_trial(study, trial_number)
+    config = settings.train_kwargs(trial.params)
+    config.pop("val", None)  # Ultralytics' default; kept out so the file holds only the choices
+    header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n"
+              f"# use: yolo train cfg={Path(out).name}  or  YOLO(model).train(cfg='{Path(out).name}')\n")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(_plain(config), sort_keys=False))
+    return path
+
+
+def pick_trial(study: optuna.Study, trial_number: int | None) -> optuna.trial.FrozenTrial:
+    """The best trial, or ``trial_number`` if it is among the best (the Pareto front when multi-objective)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise SpecError(study.study_name, "trial", "the study has no COMPLETE trial yet")
+    best = study.best_trials
+    numbers = sorted(t.number for t in best)
+    if trial_number is None:
+        if len(study.directions) > 1:
+            raise SpecError(study.study_name, "--trial", f"multi-objective study: pick one of the Pareto "
+                            f"trials with --trial N ({', '.join(map(str, numbers))})")
+        return study.best_trial
+    chosen = next((t for t in best if t.number == trial_number), None)
+    if chosen is None:
+        raise SpecError(study.study_name, "--trial", f"trial {trial_number} is not among the best trials; "
+                        f"allowed: {', '.join(map(str, numbers))}")
+    return chosen
+
+
+def _yolo_settings(study: optuna.Study) -> Any:
+    from hpstudy.objectives.yolo.config import YOLOSettings
+
+    summary = study.user_attrs.get(SPEC_ATTR) or {}
+    objective = summary.get("objective") or {}
+    if objective.get("type") != "yolo":
+        raise SpecError(study.study_name, "objective.type", "only YOLO studies export an Ultralytics config "
+                        f"(this one is {objective.get('type')!r})")
+    return YOLOSettings.model_validate(objective)
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """Optuna hands back tuples and numpy scalars in places; YAML wants plain Python values."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+@exit_2_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/export_best.py``: returns the process exit status."""
+    from hpstudy.storage import open_storage, resolve_url
+
+    parser = argparse.ArgumentParser(prog="export_best.py", description="Write a YOLO study's best trial "
+                                     "as an Ultralytics config (yolo train cfg=best.yaml).")
+    parser.add_argument("--storage", help="storage URL (default: sqlite:///storage/hpstudy.db)")
+    parser.add_argument("--study-name", required=True)
+    parser.add_argument("--out", default="best.yaml", help="the YAML to write (default: best.yaml)")
+    parser.add_argument("--trial", type=int, help="trial number (multi-objective: one of the Pareto trials)")
+    args = parser.parse_args(argv)
+    try:
+        storage = open_storage(resolve_url(args.storage), writer=False)
+        study = optuna.load_study(study_name=args.study_name, storage=storage)
+        path = export_best(study, args.out, trial_number=args.trial)
+    except KeyError:
+        print(f"error: --study-name: no study {args.study_name!r} in this storage", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,123 @@
+"""Turn a validated spec into an Optuna study on a storage: create it, or load it and check it matches."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import optuna
+
+from hpstudy.studies.errors import SpecError
+from hpstudy.studies.spec.model import StudySpec
+from hpstudy.studies.spec.pruners import build_pruner
+from hpstudy.studies.spec.samplers import build_sampler
+from hpstudy.studies.spec.space import space_fingerprint
+
+SPACE_ATTR = "hpstudy.space"
+SPEC_ATTR = "hpstudy.spec"
+METRICS_ATTR = "hpstudy.metrics"
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, *, source: str = "spec",
+               allow_space_change: bool = False,
+               sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Create the spec's study, or load it if it exists and matches the spec.
+
+    Args:
+        spec: The validated spec.
+        storage: Where the study lives.
+        source: The spec's file name, for error lines.
+        allow_space_change: Resume even when the stored search space differs from the spec's.
+        sampler: A sampler to use instead of the spec's (e.g. wrapped by the memory constraint).
+
+    Raises:
+        SpecError: The stored study optimises other directions, or searched another space.
+    """
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=sampler or build_sampler(spec.sampler),
+        pruner=build_pruner(spec.effective_pruner, max_epochs=spec.settings.epochs),
+        directions=list(spec.directions),
+        load_if_exists=True,
+    )
+    _check_directions(study, spec, source)
+    new = study.user_attrs.get(SPACE_ATTR) is None and not study.get_trials(deepcopy=False)
+    _check_or_store_space(study, spec, source, allow_space_change)
+    if new and spec.sampler.start_from_defaults:
+        defaults = default_params(spec)
+        if defaults:
+            study.enqueue_trial(defaults, user_attrs={"enqueued": "objective defaults"})
+    return study
+
+
+def default_params(spec: StudySpec) -> dict[str, Any]:
+    """The objective's default value of each searched parameter that lies inside its search range."""
+    from hpstudy.studies.spec.space import distributions
+
+    settings = spec.settings
+    out = {}
+    for name, dist in distributions(spec.space).items():
+        if name not in type(settings).model_fields:
+            continue
+        value = getattr(settings, name)
+        try:
+            inside = dist._contains(dist.to_internal_repr(value))
+        except (TypeError, ValueError):
+            inside = False
+        if inside:
+            out[name] = value
+    return out
+
+
+def _check_directions(study: optuna.Study, spec: StudySpec, source: str) -> None:
+    stored = [d.name.lower() for d in study.directions]
+    if stored != list(spec.directions):
+        raise SpecError(source, "direction", f"study {spec.name!r} already exists with directions {stored}, "
+                        f"the spec asks for {list(spec.directions)}; use another name (--study-name)")
+    metrics = study.user_attrs.get(METRICS_ATTR)
+    if metrics is not None and list(metrics) != list(spec.metrics):
+        raise SpecError(source, "metric", f"study {spec.name!r} already exists optimising {metrics}, the "
+                        f"spec asks for {list(spec.metrics)}; use another name (--study-name)")
+
+
+def _check_or_store_space(study: optuna.Study, spec: StudySpec, source: str, allow_change: bool) -> None:
+    fingerprint = space_fingerprint(spec.space)
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        _store_spec(study, spec, fingerprint)
+        return
+    if stored == fingerprint:
+        return
+    if not allow_change:
+        changed = _changed_params(stored, fingerprint)
+        raise SpecError(source, "space", f"study {spec.name!r} was created with another search space "
+                        f"(changed: {', '.join(changed)}); resume with --allow-space-change, "
+                        "or start a new study with --study-name")
+    _store_spec(study, spec, fingerprint)
+
+
+def _store_spec(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:
+    study.set_user_attr(SPACE_ATTR, fingerprint)
+    study.set_user_attr(METRICS_ATTR, list(spec.metrics))
+    study.set_user_attr(SPEC_ATTR, spec_summary(spec))
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.metrics))
+    from hpstudy.studies.inspect.annotate import write_study_note
+
+    write_study_note(study)  # the dashboard's study page shows the spec; a note of the user's is kept
+
+
+def spec_summary(spec: StudySpec) -> dict[str, Any]:
+    """The spec as stored with the study: no storage URL (it may carry a password)."""
+    data = spec.model_dump(mode="json", exclude={"storage"})
+    data["objective"] = spec.settings.model_dump(mode="json")
+    return data
+
+
+def _changed_params(stored: str, current: str) -> list[str]:
+    old, new = json.loads(stored), json.loads(current)
+    names = sorted(set(old) | set(new))
+    return [n for n in names if old.get(n) != new.get(n)] or ["(order)"]
