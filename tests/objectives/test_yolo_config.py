@@ -52,7 +52,7 @@ def test_train_args_match_installed_ultralytics() -> None:
 
 
 def test_settings_module_imports_neither_torch_nor_ultralytics() -> None:
-    code = ("import sys, objectives.yolo_config, studies.export; "
+    code = ("import sys, hpstudy.objectives.yolo.config, hpstudy.studies.inspect.export; "
             "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -9,9 +9,10 @@ import pytest
 
 
 @pytest.mark.parametrize("modules", [
-    "studies, objectives, storage",
-    "studies.cli, studies.worker, studies.build, studies.export, studies.inspect",
-    "objectives.cnn_config, objectives.yolo_config, objectives.formula",
+    "hpstudy, hpstudy.studies, hpstudy.objectives, hpstudy.storage",
+    "hpstudy.studies.cli, hpstudy.studies.cli.run, hpstudy.studies.worker, hpstudy.studies.study, "
+    "hpstudy.studies.inspect.export, hpstudy.studies.inspect",
+    "hpstudy.objectives.cnn.config, hpstudy.objectives.yolo.config, hpstudy.objectives.formula",
 ])
 def test_import_loads_no_training_library(modules: str) -> None:
     code = (f"import sys; import {modules}; "
