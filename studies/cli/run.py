@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import optuna
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
     result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
     print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
+    if result.gave_up:
+        print(result.gave_up, file=sys.stderr)
     if result.interrupted:
         console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
                       "run the same command again to resume.")

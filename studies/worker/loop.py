@@ -22,6 +22,7 @@ from hpstudy.objectives import Objective, load_objective
 from hpstudy.storage import artifact_store, count_by_state, queue_retry, recover_stale_trials
 from hpstudy.studies.spec.model import StudySpec
 from hpstudy.studies.worker import resume
+from hpstudy.studies.worker.failures import FailureBudget
 from hpstudy.studies.worker.signals import Interrupted, InterruptState, handle_signals, signal_exit_code
 from hpstudy.studies.worker.trial import TrialHook, TrialRunner, artifacts_root
 
@@ -30,6 +31,8 @@ POLL_SECONDS = 2.0
 SWEEP_SECONDS = 30.0
 #: A full garbage collection takes ~0.1 s with torch loaded: worth it after training, not after a formula.
 GC_MIN_TRIAL_SECONDS = 5.0
+#: Signals whose stopped trial is queued again (a scheduler preempting the job), not just failed.
+REQUEUE_SIGNALS = ("SIGTERM",)
 
 log = logging.getLogger("hpstudy")
 
@@ -42,6 +45,8 @@ class WorkerResult:
     ran: int = 0
     interrupted: str | None = None
     timed_out: bool = False
+    #: Why the worker stopped starting trials after too many failures (one line), or None.
+    gave_up: str | None = None
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Worker:
                                         device=self.device, hooks=self.hooks, interrupt=self._interrupt,
                                         artifacts_root=self.artifacts_root,
                                         store=artifact_store(self.artifacts_root / "_store"))
+        self.failures = FailureBudget(self.spec.max_consecutive_failures)
 
     def run(self) -> WorkerResult:
         """Run trials until the study is full, the timeout passes or a signal arrives."""
@@ -90,20 +96,33 @@ class Worker:
                 if step == "wait":
                     self._interrupt.wait(POLL_SECONDS)
                     continue
-                self._one_trial()
+                trial = self._one_trial()
                 result.ran += 1
-                self._report_last()
+                if trial is None:
+                    continue
+                self._report(trial)
+                self.failures.record(trial)
+                if self.failures.spent:
+                    result.gave_up = self.failures.message(self.study)
+                    break
         result.interrupted = self._interrupt.requested
         return result
 
-    def _one_trial(self) -> None:
+    def _one_trial(self) -> optuna.trial.FrozenTrial | None:
+        """Run one trial; returns it as stored once finished (None if none was started)."""
+        self.trial_runner.last_trial_id = None
         with contextlib.suppress(Interrupted):  # recorded on the trial; the loop stops below
             self.study.optimize(self.trial_runner, n_trials=1, catch=(Exception,),
                                 gc_after_trial=False, show_progress_bar=False)
-        if self._interrupt.requested:
-            self._requeue_interrupted()
+        trial_id = self.trial_runner.last_trial_id
+        trial = self.study._storage.get_trial(trial_id) if trial_id is not None else None
+        if trial is not None and self._interrupt.requested:
+            self._requeue_interrupted(trial)
         if self.trial_runner.last_wall_time >= GC_MIN_TRIAL_SECONDS:
-            gc.collect()  # free what training left in cycles; ~0.1 s, noise after a real trial
+            # Free what training left in cycles: ~0.1 s with torch loaded, noise after a real trial (a
+            # failed trial already dropped its frames, see TrialRunner._fail).
+            gc.collect()
+        return trial
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -128,27 +147,22 @@ class Worker:
         running = counts.get(TrialState.RUNNING, 0)
         return "run" if done + running < self.spec.n_trials else "wait"
 
-    def _requeue_interrupted(self) -> None:
-        """Queue a retry of the trial a signal stopped, as for a trial whose worker died.
+    def _requeue_interrupted(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Queue a retry of the trial SIGTERM stopped, as for a trial whose worker died.
 
-        SLURM preemption and ``scancel`` send SIGTERM, Ctrl-C sends SIGINT: the trial is FAIL with its
-        reason, and the storage's retry callback queues a copy with the same parameters and the values
-        reported so far, which the next worker (or this study run again) resumes from its checkpoint at
-        once, without waiting for a heartbeat grace period. Retries stay bounded by the callback's maximum.
+        SLURM preemption and ``scancel`` send SIGTERM: the trial is FAIL with its reason, and the storage's
+        retry callback queues a copy with the same parameters and the values reported so far, which the
+        next worker (or this study run again) resumes from its checkpoint at once, without waiting for a
+        heartbeat grace period. Retries stay bounded by the callback's maximum. Ctrl-C (SIGINT) is a
+        person stopping the study: its trial stays FAIL and nothing is left WAITING behind.
         """
-        trial_id = self.trial_runner.last_trial_id
-        if trial_id is None:
+        if self._interrupt.requested not in REQUEUE_SIGNALS:
             return
-        trial = self.study._storage.get_trial(trial_id)
         if trial.state == TrialState.FAIL and resume.was_interrupted(trial.user_attrs.get("fail_reason")):
             queue_retry(self.study, trial)
 
-    def _report_last(self) -> None:
-        trial_id = self.trial_runner.last_trial_id
-        if self.on_trial_end is None or trial_id is None:
-            return
-        trial = self.study._storage.get_trial(trial_id)
-        if trial.state.is_finished():
+    def _report(self, trial: optuna.trial.FrozenTrial) -> None:
+        if self.on_trial_end is not None and trial.state.is_finished():
             self.on_trial_end(trial)
 
 
@@ -172,10 +186,10 @@ def resolve_device(device: str) -> str:
 
 
 def exit_code(result: WorkerResult) -> int:
-    """Shell exit status: 0, or 128 + the signal number when interrupted."""
+    """Shell exit status: 0; 128 + the signal number when interrupted; 1 when the failure budget ran out."""
     if result.interrupted:
         return signal_exit_code(result.interrupted)
-    return 0
+    return 1 if result.gave_up else 0
 
 
 _TRIAL_FAILED = re.compile(r"Trial \d+ failed")

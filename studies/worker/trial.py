@@ -81,16 +81,21 @@ class TrialRunner:
         try:
             ctx = self._context(trial)
         except Exception as exc:  # sampling or set-up: still a FAIL with its reason
-            raise self._fail(trial, exc) from exc
+            raise self._fail(trial, exc) from None
         metrics, error = self._train(ctx)
         for hook in self.hooks:
             error = hook.after(ctx, metrics, error)
         if error is None and self.interrupt.requested:
             error = Interrupted(f"{self.interrupt.requested} received; training was stopped early")
-        if error is not None:
-            raise self._fail(trial, error) from error
-        assert metrics is not None
-        return self._values(trial, metrics)
+        if error is None and metrics is not None:
+            try:
+                return self._values(trial, metrics)
+            except (KeyError, ValueError) as exc:
+                error = exc
+        if error is None:
+            error = TypeError(f"objective returned {metrics!r}, not a mapping of metrics")
+        failure = self._fail(trial, error)
+        raise failure from (None if failure is error else error)
 
     def _is_surplus(self, trial: optuna.Trial) -> bool:
         # A WAITING trial (a queued retry) counts as claimed: a worker will run it, and a lower number
@@ -149,6 +154,9 @@ class TrialRunner:
         reason = f"{type(error).__name__}: {error}".strip()
         set_user_attrs(trial, {**ended, "fail_reason": reason[:2000]})
         save_traceback(error, self.run_root() / str(trial.number))
+        # The frames of a failed training hold its model, data and tensors: drop them now rather than
+        # when the garbage collector gets to the cycle through the exception.
+        traceback.clear_frames(error.__traceback__)
         if isinstance(error, Exception):
             return error
         return RuntimeError(reason)  # SystemExit & co. from inside training: a FAIL, not a dead worker
@@ -156,15 +164,12 @@ class TrialRunner:
     def _values(self, trial: optuna.Trial, metrics: Mapping[str, float]) -> float | list[float]:
         missing = [m for m in self.spec.metrics if m not in metrics]
         if missing:
-            reason = f"objective returned no {missing}; it returned {sorted(metrics)}"
-            trial.set_user_attr("fail_reason", reason)
-            raise KeyError(reason)
+            raise KeyError(f"objective returned no {missing}; it returned {sorted(metrics)}")
         set_user_attrs(trial, {**self._end_attrs(), "metrics": {k: float(v) for k, v in metrics.items()}})
         values = [float(metrics[m]) for m in self.spec.metrics]
         if not all(math.isfinite(v) for v in values):
-            reason = f"objective returned a non-finite value: {dict(zip(self.spec.metrics, values, strict=True))}"
-            trial.set_user_attr("fail_reason", reason)
-            raise ValueError(reason)
+            raise ValueError(f"objective returned a non-finite value: "
+                             f"{dict(zip(self.spec.metrics, values, strict=True))}")
         return values[0] if len(values) == 1 else values
 
 
