@@ -5,7 +5,7 @@ from __future__ import annotations
 from hpstudy.studies.errors import ConfigError, SpecError
 from hpstudy.studies.spec.model import StudySpec, load_spec, validate_spec
 from hpstudy.studies.study.build import open_study
-from hpstudy.studies.worker.loop import Worker, WorkerResult
+from hpstudy.studies.worker import Worker, WorkerResult
 
 __all__ = [
     "ConfigError",

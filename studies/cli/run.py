@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import optuna
@@ -15,12 +16,12 @@ from hpstudy.studies.inspect.summary import print_summary, trial_line
 from hpstudy.studies.memory.wiring import memory_constraint, memory_hooks, memory_sampler
 from hpstudy.studies.spec.model import StudySpec, load_spec
 from hpstudy.studies.study.build import open_study
-from hpstudy.studies.worker.loop import (
-    FINISHED,
+from hpstudy.studies.worker import (
     TrialHook,
     Worker,
     WorkerResult,
     artifacts_root,
+    count_finished,
     exit_code,
     resolve_device,
     silence_optuna,
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
     result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
     print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
+    if result.gave_up:
+        print(result.gave_up, file=sys.stderr)
     if result.interrupted:
         console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
                       "run the same command again to resume.")
@@ -83,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
          hooks: list[TrialHook] | None = None) -> WorkerResult:
     device = resolve_device(spec.device)
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    done = count_finished(study)
     console.print(f"study [bold]{spec.name}[/] on {mask_url(resolve_url(spec.storage))}: "
                   f"{done}/{spec.n_trials} finished trials, device {device}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -91,7 +94,7 @@ def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
         task = progress.add_task("trials", total=spec.n_trials, completed=done)
 
         def on_end(trial: optuna.trial.FrozenTrial) -> None:
-            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            finished = count_finished(study)
             progress.update(task, completed=min(finished, spec.n_trials))
             if not quiet:
                 progress.console.print(trial_line(trial), markup=False, soft_wrap=True)

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from hpstudy.storage import mask_url
+from hpstudy.storage import count_by_state, mask_url
 
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
@@ -36,8 +36,7 @@ def print_summary(console: Console, study: optuna.Study, *, storage_url: str, ar
     table.add_column(style="bold")
     table.add_column()
     counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    counts.update({state.name: n for state, n in count_by_state(study).items()})
     table.add_row("trials", ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c or n != "WAITING"))
     for row in _best_rows(study):
         table.add_row(*row)

@@ -89,6 +89,8 @@ class StudySpec(BaseModel):
     pruner: PrunerSpec | None = None
     n_trials: int = Field(default=20, ge=1)
     timeout: float | None = Field(default=None, gt=0)
+    #: A worker stops starting trials after this many of its trials failed in a row (None: never).
+    max_consecutive_failures: int | None = Field(default=5, ge=1)
     storage: str = DEFAULT_STORAGE
     artifacts: str = DEFAULT_ARTIFACTS
     device: str = "auto"

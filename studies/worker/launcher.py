@@ -26,6 +26,7 @@ from hpstudy.storage import PASSWORD_ENV, mask_url, open_storage, resolve_url, s
 from hpstudy.studies.errors import exit_2_on_user_error
 from hpstudy.studies.spec.model import StudySpec, load_spec
 from hpstudy.studies.study.build import open_study
+from hpstudy.studies.worker.loop import count_finished
 
 #: How a worker is started: the installed package, never a path into a checkout.
 RUN_STUDY = ("-m", "hpstudy", "run")
@@ -99,7 +100,7 @@ class Launcher:
     def run(self) -> int:
         """Run until the study is complete, every worker gave up, or a signal arrives; the exit status."""
         spec, study = self.prepare()
-        self.say(f"study {spec.name} on {mask_url(resolve_url(spec.storage))}: {_done(study)}/"
+        self.say(f"study {spec.name} on {mask_url(resolve_url(spec.storage))}: {count_finished(study)}/"
                  f"{spec.n_trials} finished; {len(self.slots)} workers on {', '.join(self.gpus)}")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -112,7 +113,7 @@ class Launcher:
             for sig, old in previous.items():
                 signal.signal(sig, old)
             self._shutdown()
-        done = _done(study)
+        done = count_finished(study)
         self.say(f"study {spec.name}: {done}/{spec.n_trials} finished")
         if self._signals:
             return 130
@@ -150,7 +151,7 @@ class Launcher:
                 continue
             code = slot.proc.returncode
             if complete is None:
-                complete = _done(study) >= spec.n_trials
+                complete = count_finished(study) >= spec.n_trials
             if code == 0 or complete or self._stop.is_set():
                 slot.finished = True
             elif slot.restarts >= self.max_restarts:
@@ -199,11 +200,6 @@ class Launcher:
         with self._lock:
             self.out.write(f"[{prefix}] {line}\n")
             self.out.flush()
-
-
-def _done(study: optuna.Study) -> int:
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def parse_gpus(text: str) -> list[str]:

@@ -74,7 +74,7 @@ def test_two_processes_share_one_study_exactly(backend: str, write_spec: Callabl
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_fails_the_running_trial_and_a_rerun_completes(
+def test_signal_fails_the_running_trial_and_sigterm_requeues_it(
     sig: signal.Signals, write_spec: Callable[..., Path], formula: Spec, sqlite_url: str,
     start_cli: Callable[..., subprocess.Popen[str]],
 ) -> None:
@@ -95,8 +95,13 @@ def test_signal_fails_the_running_trial_and_a_rerun_completes(
     assert proc.returncode == 128 + sig, out
     assert "Traceback" not in out, out
     trials = _trials(sqlite_url, "formula")
-    # The stopped trial is FAIL with its reason, and queued again (as SLURM preemption needs) with its
-    # parameters and the steps it reported.
+    if sig == signal.SIGINT:
+        # Ctrl-C: a person stopped the study; its trial is FAIL and nothing WAITING or RUNNING is left.
+        assert [t.state for t in trials] == [TrialState.FAIL]
+        assert trials[0].user_attrs["fail_reason"] == "interrupted by SIGINT"
+        return
+    # SIGTERM: the stopped trial is FAIL with its reason, and queued again (as SLURM preemption needs)
+    # with its parameters and the steps it reported.
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     stopped, queued = trials
     assert stopped.user_attrs["fail_reason"] == f"interrupted by {sig.name}"
