@@ -19,6 +19,8 @@ BUILTIN: dict[str, str] = {
     "cnn": "hpstudy.objectives.cnn:BACKEND",
     "yolo": "hpstudy.objectives.yolo:BACKEND",
     "formula": "hpstudy.objectives.formula:BACKEND",
+    "function": "hpstudy.objectives.function:BACKEND",
+    "lightning": "hpstudy.objectives.lightning:BACKEND",
 }
 ENTRY_POINT_GROUP = "hpstudy.objectives"
 

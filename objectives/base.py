@@ -67,6 +67,15 @@ class ObjectiveSettings(BaseModel):
     def default_metric(self) -> str:
         return next(iter(self.METRICS))
 
+    def setting_values(self) -> dict[str, Any]:
+        """Every setting by the name the space and the memory axes use (backends with nested settings
+        flatten them: ``data.batch_size``)."""
+        return self.model_dump()
+
+    def checkpoint_names(self) -> tuple[str, ...]:
+        """Checkpoint file names these settings choose (empty: the backend's fixed ``checkpoints``)."""
+        return ()
+
 
 def _edge_values(param: Any) -> list[Any]:
     choices = getattr(param, "choices", None)
@@ -152,6 +161,10 @@ class Backend:
 
         objective: Objective = import_object(self.objective)(settings)
         return objective
+
+    def checkpoints_for(self, settings: ObjectiveSettings) -> tuple[str, ...]:
+        """The checkpoint names a killed trial of ``settings`` resumes from: the settings' own, if any."""
+        return settings.checkpoint_names() or self.checkpoints
 
     @property
     def metrics(self) -> dict[str, Direction]:

@@ -7,11 +7,9 @@ checkpointed to ``run_dir/last.ckpt`` so a retried trial resumes instead of star
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -29,6 +27,7 @@ from hpstudy.objectives.cnn.data import ClassificationData, load_data
 from hpstudy.objectives.cnn.losses import build_loss
 from hpstudy.objectives.cnn.metrics import EPOCH_METRICS, classification_metrics
 from hpstudy.objectives.cnn.models import build_model, param_count
+from hpstudy.objectives.lightning.trainer import EpochCheckpoint, accelerator, resume_path
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -112,27 +111,6 @@ class _EpochTimer(Callback):
             self.seconds = time.perf_counter() - self.started
 
 
-class _EpochCheckpoint(Callback):
-    """``run_dir/last.ckpt`` after every epoch's validation, written atomically, before the pruner reports.
-
-    Not Lightning's ``ModelCheckpoint``: since 2.6 its ``save_last`` without a top-k checkpoint
-    writes only when training ends, it writes in place (a kill mid-write leaves a broken file), and
-    Lightning runs it after every other callback, so a worker killed between the report and the save
-    would leave a step in the storage that no checkpoint holds. Callbacks run in list order: this one
-    goes before the pruning callback.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / "last.ckpt"
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(str(tmp))
-        os.replace(tmp, self.path)
-
-
 class CNNObjective:
     """Trains :class:`Classifier` with the trial's hyperparameters over the settings' defaults."""
 
@@ -151,9 +129,9 @@ class CNNObjective:
         pruning = None
         if ctx.prune and ctx.metrics[0] in EPOCH_METRICS:  # size and time are known only at the end
             pruning = PyTorchLightningPruningCallback(ctx.trial, monitor=f"val_{ctx.metrics[0]}")
-        trainer = _trainer(hp, ctx, [timer, _EpochCheckpoint(ctx.run_dir), *([pruning] if pruning else [])])
+        trainer = _trainer(hp, ctx, [timer, EpochCheckpoint(ctx.run_dir), *([pruning] if pruning else [])])
         try:
-            trainer.fit(module, *_loaders(hp, data, ctx.device), ckpt_path=_resume(ctx))
+            trainer.fit(module, *_loaders(hp, data, ctx.device), ckpt_path=resume_path(ctx.resume_from))
         finally:
             self._record(ctx, module, timer)
         if trainer.interrupted:
@@ -177,27 +155,20 @@ class CNNObjective:
 
 
 def _trainer(hp: CNNSettings, ctx: TrialContext, callbacks: list[Callback]) -> L.Trainer:
-    accelerator, devices = _accelerator(ctx.device)
+    device, devices = accelerator(ctx.device)
     return L.Trainer(
         max_epochs=hp.epochs,
-        accelerator=accelerator,
+        accelerator=device,
         devices=devices,
         logger=False,
         callbacks=callbacks,
         enable_progress_bar=False,
         enable_model_summary=False,
-        enable_checkpointing=False,  # _EpochCheckpoint writes the one checkpoint a trial keeps
+        enable_checkpointing=False,  # EpochCheckpoint writes the one checkpoint a trial keeps
         num_sanity_val_steps=0,
         default_root_dir=str(ctx.run_dir),
         deterministic=False,
     )
-
-
-def _accelerator(device: str) -> tuple[str, Any]:
-    if device.startswith("cuda"):
-        index = device.partition(":")[2]
-        return "gpu", [int(index)] if index else 1
-    return device if device in ("cpu", "mps") else "auto", 1
 
 
 def _loaders(hp: CNNSettings, data: ClassificationData, device: str) -> tuple[DataLoader[Any], DataLoader[Any]]:
@@ -207,12 +178,6 @@ def _loaders(hp: CNNSettings, data: ClassificationData, device: str) -> tuple[Da
     val = DataLoader(data.val, batch_size=max(hp.batch_size, 256), shuffle=False,
                      num_workers=hp.num_workers, pin_memory=pin)
     return train, val
-
-
-def _resume(ctx: TrialContext) -> str | None:
-    if ctx.resume_from is not None and Path(ctx.resume_from).is_file():
-        return str(ctx.resume_from)
-    return None
 
 
 def _upload_weights(ctx: TrialContext) -> None:

@@ -65,7 +65,7 @@ class MemorySpec(BaseModel):
         if not axes:
             raise ConfigError("memory.axes", f"objective {settings.type!r} names no memory axes; give them, "
                               "batch last, e.g. axes: [imgsz, batch]")
-        fields = type(settings).model_fields
+        fields = settings.setting_values()
         for name in axes:
             if name not in fields:
                 raise ConfigError("memory.axes", f"{name!r} is not a setting of objective {settings.type!r}")
@@ -204,6 +204,7 @@ def _objective_types() -> list[str]:
 
 def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
     settings = spec.settings
+    settings.check_inputs(spec_dir)  # first: a user's own model is imported here, and the space is checked on it
     spec.sampler.validate_names()
     if spec.pruner is not None:
         spec.pruner.validate_names()
@@ -214,6 +215,9 @@ def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
         raise ConfigError("direction", f"give one direction per metric ({len(spec.metrics)}), "
                           f"got {len(spec.directions)}")
     allowed_metrics = type(settings).METRICS
+    if not allowed_metrics and spec.direction is None:  # a user's own model: no natural direction to assume
+        raise ConfigError("direction", f"objective {settings.type!r} cannot know whether "
+                          f"{', '.join(spec.metrics)} should go up or down; give direction: maximize or minimize")
     for i, metric in enumerate(spec.metrics):
         if allowed_metrics and metric not in allowed_metrics and not _open_metric(settings, metric):
             key = "metric" if isinstance(spec.metric, str) else f"metric.{i}"
@@ -227,7 +231,6 @@ def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
     settings.validate_space(spec.space)
     if spec.memory is not None:
         spec.memory.check(settings, spec.space)
-    settings.check_inputs(spec_dir)
 
 
 def _open_metric(settings: ObjectiveSettings, metric: str) -> bool:

@@ -125,7 +125,8 @@ class TrialRunner:
         # Written with the trial's time and metrics when it ends (one transaction a trial, not two);
         # run_dir is read from the context then, since an objective that resumes may move it.
         self._trial_attrs = {"device": self.device}
-        point = resume.resume_point(trial, run_dir.parent, get_backend(self.spec.settings.type).checkpoints)
+        checkpoints = get_backend(self.spec.settings.type).checkpoints_for(self.spec.settings)
+        point = resume.resume_point(trial, run_dir.parent, checkpoints)
         if point is not None:
             resume.record(trial, point)
         self._ctx = TrialContext(trial=trial, params=params, metrics=self.spec.metrics,
