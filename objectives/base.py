@@ -162,8 +162,5 @@ class Backend:
         return dict(self.settings_class().METRICS)
 
     @property
-    def check_metrics(self, metrics: tuple[str, ...], space: Mapping[str, Any]) -> None:
-        """Check the study's metrics and space against what ``check_inputs`` found (e.g. class names)."""
-
     def memory_axes(self) -> tuple[str, ...]:
         return tuple(self.settings_class().MEMORY_AXES)

@@ -199,7 +199,7 @@ class CNNSettings(ObjectiveSettings):
 def _models_for(settings: CNNSettings, space: Mapping[str, Any], param: Any) -> list[str]:
     """The models a trial can train while ``param`` is sampled (its ``when: {model: ...}`` applies)."""
     model_param = space.get("model")
-    models = [str(c) for c in model_param.choices] if model_param is not None else [settings.model]
+    models = [str(c) for c in model_param.choices] if model_param is not None else [str(settings.model)]
     when = getattr(param, "when", None) or {}
     if "model" in when:
         allowed = when["model"] if isinstance(when["model"], list | tuple) else [when["model"]]

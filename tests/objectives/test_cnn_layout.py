@@ -30,7 +30,9 @@ def test_a_root_that_is_neither_layout_is_refused(tmp_path: Path, write_spec: Ca
     (tmp_path / "d" / "train" / "images").mkdir(parents=True)
     (tmp_path / "d" / "train" / "images").rmdir()
     line = _refused(write_spec, _spec(tmp_path / "d"))
-    assert "objective.data" in line and "neither an ImageFolder root" in line and "labels.csv" in line
+    assert "objective.data" in line
+    assert "neither an ImageFolder root" in line
+    assert "labels.csv" in line
 
 
 def test_a_split_with_one_class_is_refused(tmp_path: Path, write_spec: Callable[..., Path]) -> None:
@@ -77,7 +79,8 @@ def test_multi_label_refuses_cross_entropy_and_unknown_labels(tmp_path: Path,
     root = multi_label_root(tmp_path / "d", counts={"train": 4, "val": 4})
     assert "'cross_entropy' does not fit multi-label data" in _refused(write_spec, _spec(root))
     line = _refused(write_spec, {**_spec(root, loss="bce"), "metric": "ap:yellow"})
-    assert "names no class" in line and "classes: blue, green, red" in line
+    assert "names no class" in line
+    assert "classes: blue, green, red" in line
     line = _refused(write_spec, {**_spec(root, loss="bce"), "metric": "accuracy",
                                  "space": {"loss": ["bce", "cross_entropy"]}})
     assert "'accuracy' is a single-label metric" in line
@@ -86,7 +89,8 @@ def test_multi_label_refuses_cross_entropy_and_unknown_labels(tmp_path: Path,
 def test_a_searched_field_the_model_ignores_needs_when(write_spec: Callable[..., Path]) -> None:
     spec = {**_spec("digits", model="resnet18"), "space": {"depth": {"type": "int", "low": 1, "high": 3}}}
     line = _refused(write_spec, spec)
-    assert "space.depth: model resnet18 ignores 'depth'" in line and "when: {model: [small_cnn]}" in line
+    assert "space.depth: model resnet18 ignores 'depth'" in line
+    assert "when: {model: [small_cnn]}" in line
     spec["space"] = {"model": ["small_cnn", "resnet18"],
                      "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}
     assert "model resnet18 ignores 'activation'" in _refused(write_spec, spec)
