@@ -199,6 +199,7 @@ class CNNObjective:
         if data.test is not None and _should_test(ctx, hp, metrics):
             ctx.trial.set_user_attr("test_metrics", _rounded(_test(module, data, hp).metrics))
         _upload_weights(ctx)
+        _upload_confusion(ctx, module)
         return metrics
 
     @staticmethod
@@ -307,6 +308,20 @@ def _upload_weights(ctx: TrialContext) -> None:
         mimetype="application/octet-stream",
     )
     ctx.trial.set_user_attr("weights_artifact_id", artifact_id)
+
+
+def _upload_confusion(ctx: TrialContext, module: Classifier) -> None:
+    """The last epoch's validation confusion matrix with class names, as a PNG the dashboard shows."""
+    if ctx.artifact_store is None or module.last is None:
+        return
+    from hpstudy.objectives.figures import confusion_png
+
+    path = ctx.run_dir / "confusion_matrix.png"
+    confusion_png(str(path), module.last.confusion, module.class_names,
+                  f"trial {ctx.trial.number}: validation, last epoch")
+    artifact_id = optuna.artifacts.upload_artifact(artifact_store=ctx.artifact_store, file_path=str(path),
+                                                   study_or_trial=ctx.trial, mimetype="image/png")
+    ctx.trial.set_user_attr("confusion_artifact_id", artifact_id)
 
 
 def _rounded(metrics: Mapping[str, float]) -> dict[str, float | None]:

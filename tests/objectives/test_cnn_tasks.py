@@ -137,3 +137,33 @@ def test_conditional_parameters_are_absent_when_their_condition_is_false(
         assert ("depth" in t.params) == (t.params["model"] == "small_cnn")
     by_model = {t.params["model"]: t.user_attrs["param_count"] for t in trials}
     assert by_model["resnet18"] > 100 * by_model["small_cnn"]
+
+
+def test_report_and_dashboard_show_class_names_and_the_three_splits(
+        tmp_path: Path, write_spec: Callable[..., Path], sqlite_url: str) -> None:
+    import csv
+
+    from hpstudy.studies.inspect import write_report
+    from hpstudy.studies.inspect.plots import plot_confusion
+
+    root = image_folder_root(tmp_path / "bin", {"cat": 10, "dog": 10},
+                             per_split={"val": {"cat": 5, "dog": 5}, "test": {"cat": 5, "dog": 5}})
+    spec = _spec(str(root))
+    spec.update(n_trials=3, metric="recall:dog", space={"lr": {"type": "float", "low": 1e-4, "high": 0.05}})
+    trials = _run(write_spec, sqlite_url, spec)
+    for t in trials:
+        png = Path(t.user_attrs["run_dir"]) / "confusion_matrix.png"
+        assert png.stat().st_size > 1_000
+        assert t.user_attrs["confusion_artifact_id"]
+    study = optuna.load_study(study_name="cnn", storage=sqlite_url)
+    fig = plot_confusion(study)
+    assert [ax.get_title().split(":")[0] for ax in fig.axes if ax.get_title()] == ["worst", "middle", "best"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["cat", "dog"]
+    report = write_report(study, tmp_path / "report")
+    assert {"confusion_matrix.png", "learning_curves.png"} <= set(report.files)
+    rows = list(csv.DictReader(report.files["leaderboard.csv"].open()))
+    assert {"param_count", "train_loss", "val_loss", "test_loss", "train_recall:dog", "val_recall:dog",
+            "test_recall:dog"} <= set(rows[0])
+    best = study.best_trial
+    assert float(rows[0]["test_recall:dog"]) == best.user_attrs["test_metrics"]["recall:dog"]
+    assert "test split (not used for selection)" in report.files["index.html"].read_text()
