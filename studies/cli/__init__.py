@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("hpstudy.storage.proxy:main", "Optuna's gRPC storage proxy in front of a database"),
     "memory-map": ("hpstudy.studies.cli.tools:memory_map", "draw a study's memory map (PNG)"),
     "shapes": ("hpstudy.studies.cli.tools:make_shapes", "write the synthetic shapes dataset"),
+    "digits-data": ("hpstudy.objectives.cnn.demo:main", "write digits as a binary or multi-label image tree"),
 }
 
 

@@ -47,17 +47,18 @@ def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | Non
         config.pop("val", None)  # Ultralytics' default; kept out so the file holds only the choices
         use = f"# use: yolo train cfg={Path(out).name}  or  YOLO(model).train(cfg='{Path(out).name}')\n"
     header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n"
-              + test_line(trial) + use)
+              + test_figures_line(trial, study.metric_names or ()) + use)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(_plain(config), sort_keys=False))
     return path
 
 
-def test_line(trial: optuna.trial.FrozenTrial) -> str:
-    """``# test (never used for selection): loss=0.31, f1=0.92`` when the trial was evaluated on a test split."""
+def test_figures_line(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
+    """``# test (never used for selection): loss=0.31, f1=0.92`` when the trial was evaluated on a test split
+    (summary metrics, and the per-class ones among the study's metric ``names``)."""
     test = trial.user_attrs.get("test_metrics") or {}
-    shown = {k: v for k, v in test.items() if ":" not in k and isinstance(v, int | float)}
+    shown = {k: v for k, v in test.items() if (":" not in k or k in names) and isinstance(v, int | float)}
     if not shown:
         return ""
     return "# test (never used for selection): " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) + "\n"

@@ -320,7 +320,7 @@ def _page(study: optuna.Study, blocks: list[str], rows: list[dict[str, Any]]) ->
     best_line = "no feasible complete trial" if best is None else (
         f"trial {best.number}: " + ", ".join(f"{v:.4g}" for v in best.values or [])
         + " with " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
-        + _test_text(best))
+        + _test_text(best, plots.metric_names(study)))
     title = html.escape(f"Study report: {study.study_name}")
     summary = (f"<ul><li>objectives: {html.escape(directions)}</li>"
                f"<li>trials: {html.escape(', '.join(f'{k} {v}' for k, v in sorted(counts.items())))}</li>"
@@ -332,9 +332,9 @@ def _page(study: optuna.Study, blocks: list[str], rows: list[dict[str, Any]]) ->
             + "</body></html>\n")
 
 
-def _test_text(trial: FrozenTrial) -> str:
+def _test_text(trial: FrozenTrial, names: Sequence[str]) -> str:
     test = {k: v for k, v in (trial.user_attrs.get("test_metrics") or {}).items()
-            if ":" not in k and isinstance(v, int | float)}
+            if (":" not in k or k in names) and isinstance(v, int | float)}
     return "; test split (not used for selection): " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()) \
         if test else ""
 

@@ -59,7 +59,7 @@ def _best_rows(study: optuna.Study) -> list[tuple[str, str]]:
         rows.append((f"best (trial {t.number})", values))
         rows.append(("  params", ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())))
         test = {k: v for k, v in (t.user_attrs.get("test_metrics") or {}).items()
-                if ":" not in k and isinstance(v, int | float)}
+                if k in (*names, "loss") and isinstance(v, int | float)}
         if test:
             rows.append(("  test split", ", ".join(f"{k}={v:.4g}" for k, v in test.items())
                          + " (not used for selection)"))
