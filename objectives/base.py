@@ -60,6 +60,9 @@ class ObjectiveSettings(BaseModel):
     def check_inputs(self, spec_dir: Path) -> None:
         """Check that data and model files exist (resolving relative paths); raise ConfigError."""
 
+    def check_metrics(self, metrics: tuple[str, ...], space: Mapping[str, Any]) -> None:
+        """Check the study's metrics and space against what ``check_inputs`` found (e.g. class names)."""
+
     def memory_axes(self) -> tuple[str, ...]:
         """Names of the fields that set peak training memory, batch last (empty: the backend has none)."""
         return self.MEMORY_AXES

@@ -16,16 +16,15 @@ import lightning as L
 import numpy as np
 import optuna
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from optuna_integration import PyTorchLightningPruningCallback
-from torch import nn
 from torch.utils.data import DataLoader
 
 from hpstudy.objectives.base import TrialContext
 from hpstudy.objectives.cnn.config import CNNSettings
 from hpstudy.objectives.cnn.data import ClassificationData, load_data
 from hpstudy.objectives.cnn.losses import build_loss
-from hpstudy.objectives.cnn.metrics import EPOCH_METRICS, classification_metrics
+from hpstudy.objectives.cnn.metrics import Evaluation, evaluate, is_epoch_metric
 from hpstudy.objectives.cnn.models import build_model, param_count
 from hpstudy.objectives.lightning.trainer import EpochCheckpoint, accelerator, resume_path
 
@@ -36,18 +35,25 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 
 
 class Classifier(L.LightningModule):
-    """A network, its loss and optimiser; logs ``val_<metric>`` for every metric after each epoch."""
+    """A network, its loss and optimiser; logs ``val_<metric>`` for every metric after each epoch.
 
-    def __init__(self, hp: CNNSettings, data: ClassificationData) -> None:
+    Each epoch's history entry holds the validation summary metrics, the monitored one (a per-class
+    metric such as ``recall:target`` included) and the training loss and monitored metric of the same
+    epoch (computed on the training batches as they were trained, as one does by hand).
+    """
+
+    def __init__(self, hp: CNNSettings, data: ClassificationData, monitor: str = "loss") -> None:
         super().__init__()
         self.hp = hp
         self.net = build_model(hp, in_channels=data.in_channels, num_classes=data.num_classes)
-        self.criterion = build_loss(hp, data.class_counts)
-        self.num_classes = data.num_classes
+        self.criterion = build_loss(hp, data.class_counts, num_train=data.num_train, task=data.task)
+        self.task = data.task
+        self.class_names = data.class_names
+        self.monitor = monitor
         self.history: list[dict[str, float]] = []
-        self.confusion: list[list[int]] = []
-        self._val_logits: list[torch.Tensor] = []
-        self._val_targets: list[torch.Tensor] = []
+        self.last: Evaluation | None = None
+        self._outputs: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {
+            split: ([], []) for split in ("train", "val", "test")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)
@@ -55,29 +61,49 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss: torch.Tensor = self.criterion(self(x), y)
+        logits = self(x)
+        loss: torch.Tensor = self.criterion(logits, y)
+        if self.hp.l1 > 0:
+            loss = loss + self.hp.l1 * sum(p.abs().sum() for n, p in self.net.named_parameters()
+                                           if p.ndim > 1)  # weights, not biases or norms
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} at epoch {self.current_epoch}")
+        self._keep("train", logits, y)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        self._val_logits.append(self(x).detach().float().cpu())
-        self._val_targets.append(y.detach().cpu())
+        self._keep("val", self(x), y)
+
+    def _keep(self, split: str, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self._outputs[split][0].append(logits.detach().float().cpu())
+        self._outputs[split][1].append(y.detach().cpu())
+
+    def evaluate_outputs(self, split: str) -> Evaluation | None:
+        """The metrics of the outputs kept for ``split`` since the last call (None: none kept)."""
+        logits, targets = self._outputs[split]
+        if not logits:
+            return None
+        result = evaluate(torch.cat(logits), torch.cat(targets), task=self.task, class_names=self.class_names,
+                          threshold=self.hp.threshold)
+        logits.clear()
+        targets.clear()
+        return result
 
     def on_validation_epoch_end(self) -> None:
-        logits = torch.cat(self._val_logits)
-        targets = torch.cat(self._val_targets)
-        self._val_logits.clear()
-        self._val_targets.clear()
-        loss = float(nn.functional.cross_entropy(logits, targets))
-        metrics, confusion = classification_metrics(logits.numpy(), targets.numpy(), self.num_classes)
-        metrics["loss"] = loss
-        for name, value in metrics.items():
+        val = self.evaluate_outputs("val")
+        train = self.evaluate_outputs("train")
+        if val is None:
+            return
+        for name, value in val.metrics.items():
             self.log(f"val_{name}", value, prog_bar=False)
-        if not self.trainer.sanity_checking:
-            self.history.append({"epoch": float(self.current_epoch), **metrics})
-            self.confusion = confusion
+        if self.trainer.sanity_checking:
+            return
+        entry = {"epoch": float(self.current_epoch), **_summary(val.metrics, self.monitor)}
+        if train is not None:
+            entry.update({f"train_{k}": v for k, v in train.metrics.items() if k in ("loss", self.monitor)})
+        self.history.append(entry)
+        self.last = val
 
     def configure_optimizers(self) -> Any:
         from hpstudy.objectives.cnn.optim import build_optimizer, build_scheduler
@@ -90,6 +116,11 @@ class Classifier(L.LightningModule):
         if self.hp.scheduler == "plateau":
             config["monitor"] = "val_loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _summary(metrics: Mapping[str, float], monitor: str) -> dict[str, float]:
+    """The summary metrics (no per-class entries) and the monitored one."""
+    return {k: v for k, v in metrics.items() if ":" not in k or k == monitor}
 
 
 class _EpochTimer(Callback):
@@ -123,35 +154,88 @@ class CNNObjective:
             torch.set_num_threads(hp.cpu_threads)
         L.seed_everything(hp.seed + (ctx.trial.number if hp.seed_per_trial else 0), workers=True, verbose=False)
         data = load_data(hp)
-        module = Classifier(hp, data)
+        ctx.trial.study.set_user_attr("class_names", data.class_names)
+        monitor = ctx.metrics[0] if is_epoch_metric(ctx.metrics[0]) else "loss"
+        module = Classifier(hp, data, monitor)
         ctx.trial.set_user_attr("param_count", param_count(module.net))
         timer = _EpochTimer()
-        pruning = None
-        if ctx.prune and ctx.metrics[0] in EPOCH_METRICS:  # size and time are known only at the end
-            pruning = PyTorchLightningPruningCallback(ctx.trial, monitor=f"val_{ctx.metrics[0]}")
-        trainer = _trainer(hp, ctx, [timer, EpochCheckpoint(ctx.run_dir), *([pruning] if pruning else [])])
+        callbacks: list[Callback] = [timer, EpochCheckpoint(ctx.run_dir)]
+        stopping = _early_stopping(hp, ctx, monitor)
+        callbacks += [stopping] if stopping else []
+        if ctx.prune and is_epoch_metric(ctx.metrics[0]):  # size and time are known only at the end
+            callbacks.append(PyTorchLightningPruningCallback(ctx.trial, monitor=f"val_{ctx.metrics[0]}"))
+        trainer = _trainer(hp, ctx, callbacks)
         try:
             trainer.fit(module, *_loaders(hp, data, ctx.device), ckpt_path=resume_path(ctx.resume_from))
         finally:
-            self._record(ctx, module, timer)
+            self._record(ctx, module, timer, stopping)
         if trainer.interrupted:
             raise KeyboardInterrupt("training was interrupted")
-        metrics = dict(module.history[-1]) if module.history else {}
-        metrics.pop("epoch", None)
+        metrics = dict(module.last.metrics) if module.last else {}
         metrics["param_count"] = float(param_count(module.net))
         metrics["train_time_s"] = timer.seconds
+        if data.test is not None and _should_test(ctx, hp, metrics):
+            ctx.trial.set_user_attr("test_metrics", _rounded(_test(module, data, hp).metrics))
         _upload_weights(ctx)
+        _upload_confusion(ctx, module)
         return metrics
 
     @staticmethod
-    def _record(ctx: TrialContext, module: Classifier, timer: _EpochTimer) -> None:
+    def _record(ctx: TrialContext, module: Classifier, timer: _EpochTimer,
+                stopping: EarlyStopping | None) -> None:
         timer.stop()
         # Epochs the trial's model has trained, a resumed attempt's earlier ones included (as for YOLO).
-        ctx.trial.set_user_attr("epochs_run", int(module.history[-1]["epoch"]) + 1 if module.history else 0)
+        epochs = int(module.history[-1]["epoch"]) + 1 if module.history else 0
+        ctx.trial.set_user_attr("epochs_run", epochs)
         ctx.trial.set_user_attr("train_time_s", round(timer.seconds, 3))
         ctx.trial.set_user_attr("epoch_metrics", [_rounded(m) for m in module.history])
-        if module.confusion:
-            ctx.trial.set_user_attr("confusion_matrix", module.confusion)
+        if module.history:
+            last = module.history[-1]
+            ctx.trial.set_user_attr("train_metrics", {k.removeprefix("train_"): round(v, 5)
+                                                      for k, v in last.items() if k.startswith("train_")})
+        if stopping is not None and stopping.stopped_epoch:
+            ctx.trial.set_user_attr("stopped_epoch", epochs)  # early stopping ended training here
+        if module.last is not None:
+            ctx.trial.set_user_attr("confusion_matrix", module.last.confusion)
+            ctx.trial.set_user_attr("per_class", {k: _rounded(v) for k, v in module.last.per_class.items()})
+
+
+def _early_stopping(hp: CNNSettings, ctx: TrialContext, monitor: str) -> EarlyStopping | None:
+    if hp.early_stopping_patience is None:
+        return None
+    directions = ctx.trial.study.directions
+    if monitor == ctx.metrics[0]:
+        mode = "max" if directions[0] == optuna.study.StudyDirection.MAXIMIZE else "min"
+    else:
+        mode = "min"  # the validation loss
+    return EarlyStopping(monitor=f"val_{monitor}", mode=mode, patience=hp.early_stopping_patience,
+                         min_delta=hp.early_stopping_min_delta, check_on_train_epoch_end=False)
+
+
+def _should_test(ctx: TrialContext, hp: CNNSettings, metrics: Mapping[str, float]) -> bool:
+    """Every complete trial, or with ``test_best_k`` one whose value is among the best K so far."""
+    study = ctx.trial.study
+    if hp.test_best_k is None or len(study.directions) > 1 or ctx.metrics[0] not in metrics:
+        return True
+    value = float(metrics[ctx.metrics[0]])
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    better = sum(1 for t in done if t.value is not None and sign * t.value > sign * value)
+    return better < hp.test_best_k
+
+
+@torch.no_grad()
+def _test(module: Classifier, data: ClassificationData, hp: CNNSettings) -> Evaluation:
+    """The trained model on the test split, in evaluation mode; never seen by sampler or pruner."""
+    assert data.test is not None
+    module.eval()
+    device = next(module.parameters()).device
+    loader = DataLoader(data.test, batch_size=max(hp.batch_size, 256), shuffle=False, num_workers=hp.num_workers)
+    for x, y in loader:
+        module._keep("test", module(x.to(device)), y)
+    result = module.evaluate_outputs("test")
+    assert result is not None
+    return result
 
 
 def _trainer(hp: CNNSettings, ctx: TrialContext, callbacks: list[Callback]) -> L.Trainer:
@@ -191,5 +275,20 @@ def _upload_weights(ctx: TrialContext) -> None:
     ctx.trial.set_user_attr("weights_artifact_id", artifact_id)
 
 
-def _rounded(metrics: Mapping[str, float]) -> dict[str, float]:
-    return {k: round(float(v), 5) if np.isfinite(v) else float(v) for k, v in metrics.items()}
+def _upload_confusion(ctx: TrialContext, module: Classifier) -> None:
+    """The last epoch's validation confusion matrix with class names, as a PNG the dashboard shows."""
+    if ctx.artifact_store is None or module.last is None:
+        return
+    from hpstudy.objectives.figures import confusion_png
+
+    path = ctx.run_dir / "confusion_matrix.png"
+    confusion_png(str(path), module.last.confusion, module.class_names,
+                  f"trial {ctx.trial.number}: validation, last epoch")
+    artifact_id = optuna.artifacts.upload_artifact(artifact_store=ctx.artifact_store, file_path=str(path),
+                                                   study_or_trial=ctx.trial, mimetype="image/png")
+    ctx.trial.set_user_attr("confusion_artifact_id", artifact_id)
+
+
+def _rounded(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    # JSON has no NaN: a metric that is undefined (AP of a class without positives) is stored as None.
+    return {k: round(float(v), 5) if np.isfinite(v) else None for k, v in metrics.items()}

@@ -25,7 +25,8 @@ SCHEDULERS: dict[str, Callable[[CNNSettings, torch.optim.Optimizer], Any]] = {
     "exponential": lambda hp, opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp.gamma),
     "cosine": lambda hp, opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp.epochs),
     "step": lambda hp, opt: torch.optim.lr_scheduler.StepLR(opt, step_size=hp.step_size, gamma=hp.gamma),
-    "plateau": lambda hp, opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=hp.gamma, patience=1),
+    "plateau": lambda hp, opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=hp.plateau_factor, patience=hp.plateau_patience),
 }
 
 

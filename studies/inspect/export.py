@@ -1,4 +1,5 @@
-"""Export a YOLO study's best trial as an Ultralytics config: ``yolo train cfg=best.yaml`` reproduces it.
+"""Export a study's best trial: a YOLO study's as an Ultralytics config (``yolo train cfg=best.yaml``
+reproduces it), a CNN study's as the ``objective:`` block of a spec. Test-split figures go in the header.
 
 The study carries its spec summary (``study.user_attrs["hpstudy.spec"]``, see :mod:`studies.build`), so the
 fixed settings come from the storage too; no spec file is needed.
@@ -34,16 +35,33 @@ def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | Non
     Raises:
         SpecError: Not a YOLO study, no finished trial, or a trial that is not among the best.
     """
-    settings = _yolo_settings(study)
-    trial = pick_trial(study, trial_number)
-    config = settings.train_kwargs(trial.params)
-    config.pop("val", None)  # Ultralytics' default; kept out so the file holds only the choices
+    objective = (study.user_attrs.get(SPEC_ATTR) or {}).get("objective") or {}
+    if objective.get("type") == "cnn":
+        trial = pick_trial(study, trial_number)
+        config = {"objective": {**objective, **trial.params}}
+        use = "# use: as the objective: block of a spec with no space (or hpstudy run SPEC --set ...)\n"
+    else:
+        settings = _yolo_settings(study)
+        trial = pick_trial(study, trial_number)
+        config = settings.train_kwargs(trial.params)
+        config.pop("val", None)  # Ultralytics' default; kept out so the file holds only the choices
+        use = f"# use: yolo train cfg={Path(out).name}  or  YOLO(model).train(cfg='{Path(out).name}')\n"
     header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n"
-              f"# use: yolo train cfg={Path(out).name}  or  YOLO(model).train(cfg='{Path(out).name}')\n")
+              + test_figures_line(trial, study.metric_names or ()) + use)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(_plain(config), sort_keys=False))
     return path
+
+
+def test_figures_line(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
+    """``# test (never used for selection): loss=0.31, f1=0.92`` when the trial was evaluated on a test split
+    (summary metrics, and the per-class ones among the study's metric ``names``)."""
+    test = trial.user_attrs.get("test_metrics") or {}
+    shown = {k: v for k, v in test.items() if (":" not in k or k in names) and isinstance(v, int | float)}
+    if not shown:
+        return ""
+    return "# test (never used for selection): " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) + "\n"
 
 
 def pick_trial(study: optuna.Study, trial_number: int | None) -> optuna.trial.FrozenTrial:
@@ -87,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hpstudy.storage import open_storage, resolve_url
 
     parser = argparse.ArgumentParser(prog="export_best.py", description="Write a YOLO study's best trial "
-                                     "as an Ultralytics config (yolo train cfg=best.yaml).")
+                                     "as an Ultralytics config (yolo train cfg=best.yaml), a CNN study's "
+                                     "as a spec objective block.")
     parser.add_argument("--storage", help="storage URL (default: sqlite:///storage/hpstudy.db)")
     parser.add_argument("--study-name", required=True)
     parser.add_argument("--out", default="best.yaml", help="the YAML to write (default: best.yaml)")

@@ -275,26 +275,77 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
-def plot_confusion(study: optuna.Study, ax: Axes) -> None:
-    """The best trial's confusion matrix (user attr ``confusion_matrix``: rows true, columns predicted)."""
+def class_names(study: optuna.Study, trial: FrozenTrial | None = None) -> list[Any] | None:
+    """The class names the objective stored with the study (user attr ``class_names``), else the trial's."""
+    names = study.user_attrs.get("class_names")
+    if not names and trial is not None:
+        names = trial.user_attrs.get("class_names")
+    return list(names) if names else None
+
+
+def confusion_trials(study: optuna.Study) -> list[tuple[str, FrozenTrial]]:
+    """The worst, a middle and the best feasible complete trial with a confusion matrix (by objective 1)."""
+    done = [t for t in complete_trials(study) if is_feasible(t) and t.user_attrs.get("confusion_matrix")]
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    ranked = sorted(done, key=lambda t: (sign * t.values[0], t.number))
+    picks = [("worst", ranked[-1:]), ("middle", ranked[len(ranked) // 2: len(ranked) // 2 + 1]),
+             ("best", ranked[:1])]
+    out: list[tuple[str, FrozenTrial]] = []
+    for role, chosen in picks:
+        if chosen and all(chosen[0].number != t.number for _, t in out):
+            out.append((role, chosen[0]))
+    return out
+
+
+def plot_confusion(study: optuna.Study) -> Figure:
+    """Confusion matrices (user attr ``confusion_matrix``) of the worst, a middle and the best trial,
+    labelled with the study's class names."""
+    from hpstudy.objectives.figures import draw_confusion
+
+    picked = confusion_trials(study)
+    n_classes = len(picked[0][1].user_attrs["confusion_matrix"]) if picked else 1
+    side = max(4.5, 0.45 * n_classes + 2.5)
+    fig, axes = _figure(side * max(len(picked), 1), side * 0.85, max(len(picked), 1))
+    axes = list(np.atleast_1d(axes))
+    if not picked:
+        _message(axes[0], "no complete trial has a confusion_matrix")
+        return fig
+    name = metric_names(study)[0]
+    for ax, (role, trial) in zip(axes, picked, strict=True):
+        draw_confusion(ax, trial.user_attrs["confusion_matrix"], class_names(study, trial),
+                       f"{role}: trial {trial.number} ({name} {trial.values[0]:.4g})")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve_metric(trial: FrozenTrial) -> str | None:
+    """The metric the trial recorded for training and validation each epoch besides the loss."""
+    epochs = trial.user_attrs.get("epoch_metrics") or []
+    names = [k.removeprefix("train_") for k in (epochs[0] if epochs else {}) if k.startswith("train_")]
+    return next((n for n in names if n != "loss" and n in epochs[0]), None)
+
+
+def plot_learning_curves(study: optuna.Study) -> Figure:
+    """Training against validation, per epoch, of the best trial: loss, and the monitored metric.
+
+    A validation curve that turns up while the training one keeps falling is overfitting.
+    """
     trial = best_trial(study)
-    matrix = trial.user_attrs.get("confusion_matrix") if trial else None
-    if trial is None or not matrix:
-        _message(ax, "the best trial has no confusion_matrix")
-        return
-    data = np.asarray(matrix, dtype=float)
-    image = ax.imshow(data, cmap="Blues")
-    ax.figure.colorbar(image, ax=ax, fraction=0.046)
-    labels = trial.user_attrs.get("class_names") or list(range(data.shape[0]))
-    ax.set_xticks(range(data.shape[1]), labels[: data.shape[1]])
-    ax.set_yticks(range(data.shape[0]), labels[: data.shape[0]])
-    threshold = data.max() / 2 if data.size else 0
-    for (i, j), v in np.ndenumerate(data):
-        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7,
-                color="white" if v > threshold else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"Confusion matrix of the best trial ({trial.number})")
+    epochs = (trial.user_attrs.get("epoch_metrics") if trial else None) or []
+    metric = learning_curve_metric(trial) if trial else None
+    names = ["loss", *([metric] if metric else [])]
+    fig, axes = _figure(6.0 * len(names), 4.2, len(names))
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        x = [int(e["epoch"]) + 1 for e in epochs]
+        for key, label, style in ((f"train_{name}", "train", "--"), (name, "validation", "-")):
+            ax.plot(x, [e.get(key) if e.get(key) is not None else np.nan for e in epochs], style, marker=".",
+                    label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name}: train vs validation (trial {trial.number if trial else '-'})")
+        ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- memory map

@@ -100,9 +100,14 @@ def _skip_pareto(study: optuna.Study) -> str | None:
 
 
 def _skip_confusion(study: optuna.Study) -> str | None:
+    return None if plots.confusion_trials(study) else "no complete trial has a confusion_matrix user " \
+        "attribute (classification objectives set it)"
+
+
+def _skip_curves(study: optuna.Study) -> str | None:
     best = plots.best_trial(study)
-    return None if best and best.user_attrs.get("confusion_matrix") else "the best trial has no " \
-        "confusion_matrix user attribute (classification objectives set it)"
+    return None if best and plots.learning_curve_metric(best) is not None else "the best trial recorded no " \
+        "training metrics per epoch (epoch_metrics with train_ values)"
 
 
 def _skip_time(study: optuna.Study) -> str | None:
@@ -160,9 +165,14 @@ SECTIONS: dict[str, Section] = {
         "Which trade-offs between the objectives are available (no trial beats these on every objective)?",
         _skip_pareto, plots.plot_pareto),
     "confusion": Section(
-        "confusion_matrix.png", "Confusion matrix of the best trial",
-        "Which classes does the best model confuse?",
-        _skip_confusion, _on_axes(plots.plot_confusion, 6.5, 5.5)),
+        "confusion_matrix.png", "Confusion matrices: worst, middle and best trial",
+        "Which classes does the best model still confuse, and what do bad trials get wrong (everything "
+        "predicted as the majority class)?",
+        _skip_confusion, plots.plot_confusion),
+    "curves": Section(
+        "learning_curves.png", "Train vs validation of the best trial",
+        "Does the best model overfit: does the validation curve turn away from the training one?",
+        _skip_curves, plots.plot_learning_curves),
     "time": Section(
         "time_per_trial.png", "Time per trial",
         "Where did the compute go: do pruned trials end early, do some configurations cost much more?",
@@ -182,17 +192,38 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     ranked = _ranked(study, trials)
     rank_of = {t.number: i + 1 for i, t in enumerate(ranked)}
     order = ranked + [t for t in trials if t.number not in rank_of]
+    splits = split_metrics(names[0], trials)
     rows = []
     for t in order:
         row: dict[str, Any] = {"rank": rank_of.get(t.number, ""), "trial": t.number,
                                "state": t.state.name, "feasible": is_feasible(t)}
         for i, name in enumerate(names):
             row[name] = t.values[i] if t.values is not None else ""
+        row.update(_split_columns(t, splits))
         row.update({f"param_{p}": t.params.get(p, "") for p in params})
         row.update({a: t.user_attrs.get(a, "") for a in KEY_ATTRS})
         row["constraints"] = _constraints(t)
         rows.append(row)
     return rows
+
+
+def split_metrics(metric: str, trials: Sequence[FrozenTrial]) -> tuple[str, ...]:
+    """The metrics shown for train, val and test side by side: the loss and the first objective's
+    metric, when some trial recorded training or test figures (``train_metrics``/``test_metrics``)."""
+    if not any(t.user_attrs.get("train_metrics") or t.user_attrs.get("test_metrics") for t in trials):
+        return ()
+    return tuple(dict.fromkeys(("loss", metric)))
+
+
+def _split_columns(trial: FrozenTrial, metrics: Sequence[str]) -> dict[str, Any]:
+    if not metrics:
+        return {}
+    row: dict[str, Any] = {"param_count": trial.user_attrs.get("param_count", "")}
+    for name in metrics:
+        for split, attr in (("train", "train_metrics"), ("val", "metrics"), ("test", "test_metrics")):
+            value = (trial.user_attrs.get(attr) or {}).get(name)
+            row[f"{split}_{name}"] = "" if value is None else value
+    return row
 
 
 def _constraints(trial: FrozenTrial) -> str:
@@ -288,7 +319,8 @@ def _page(study: optuna.Study, blocks: list[str], rows: list[dict[str, Any]]) ->
     best = plots.best_trial(study)
     best_line = "no feasible complete trial" if best is None else (
         f"trial {best.number}: " + ", ".join(f"{v:.4g}" for v in best.values or [])
-        + " with " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        + " with " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        + _test_text(best, plots.metric_names(study)))
     title = html.escape(f"Study report: {study.study_name}")
     summary = (f"<ul><li>objectives: {html.escape(directions)}</li>"
                f"<li>trials: {html.escape(', '.join(f'{k} {v}' for k, v in sorted(counts.items())))}</li>"
@@ -298,6 +330,13 @@ def _page(study: optuna.Study, blocks: list[str], rows: list[dict[str, Any]]) ->
             + "<h2>Leaderboard</h2>\n<p class='q'>All trials are in leaderboard.csv; the first "
             f"{HTML_LEADERBOARD_ROWS} are shown.</p>\n" + _table(rows[:HTML_LEADERBOARD_ROWS])
             + "</body></html>\n")
+
+
+def _test_text(trial: FrozenTrial, names: Sequence[str]) -> str:
+    test = {k: v for k, v in (trial.user_attrs.get("test_metrics") or {}).items()
+            if (":" not in k or k in names) and isinstance(v, int | float)}
+    return "; test split (not used for selection): " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()) \
+        if test else ""
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -57,6 +57,11 @@ def _best_rows(study: optuna.Study) -> list[tuple[str, str]]:
         values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, t.values or [], strict=False))
         rows.append((f"best (trial {t.number})", values))
         rows.append(("  params", ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())))
+        test = {k: v for k, v in (t.user_attrs.get("test_metrics") or {}).items()
+                if k in (*names, "loss") and isinstance(v, int | float)}
+        if test:
+            rows.append(("  test split", ", ".join(f"{k}={v:.4g}" for k, v in test.items())
+                         + " (not used for selection)"))
     if len(best) > 5:
         rows.append(("", f"... {len(best) - 5} more Pareto-optimal trials"))
     return rows

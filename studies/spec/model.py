@@ -20,7 +20,7 @@ from hpstudy.objectives.base import ObjectiveSettings
 from hpstudy.studies.errors import ConfigError, SpecError
 from hpstudy.studies.spec.pruners import PrunerSpec
 from hpstudy.studies.spec.samplers import SamplerSpec
-from hpstudy.studies.spec.space import ParamSpec
+from hpstudy.studies.spec.space import ParamSpec, resolve_conditions
 
 DEFAULT_STORAGE = "sqlite:///storage/hpstudy.db"
 DEFAULT_ARTIFACTS = "storage/artifacts"
@@ -223,6 +223,11 @@ def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
             key = "metric" if isinstance(spec.metric, str) else f"metric.{i}"
             raise ConfigError(key, f"unknown metric {metric!r} for objective {settings.type!r}; "
                               f"allowed: {', '.join(allowed_metrics)}")
+    try:
+        spec.space = resolve_conditions(spec.space, settings.model_dump())
+    except ValueError as err:
+        key, _, message = str(err).partition(": ")
+        raise ConfigError(key, message) from None
     searchable = settings.searchable()
     for name in spec.space:
         if searchable is not None and name not in searchable:
@@ -231,6 +236,7 @@ def _check_semantics(spec: StudySpec, spec_dir: Path) -> None:
     settings.validate_space(spec.space)
     if spec.memory is not None:
         spec.memory.check(settings, spec.space)
+    settings.check_metrics(spec.metrics, spec.space)
 
 
 def _open_metric(settings: ObjectiveSettings, metric: str) -> bool:

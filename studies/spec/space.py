@@ -18,7 +18,25 @@ Choice = str | int | float | bool | None
 
 
 class _Param(BaseModel):
+    """What every parameter may carry.
+
+    Attributes:
+        when: Sample this parameter only when each named parameter (searched before it) took the value,
+            or one of the values, given: ``when: {model: small_cnn}`` or ``{model: [small_cnn, vgg11_bn]}``.
+            Otherwise the parameter is absent from the trial's params (the objective's default applies).
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    when: dict[str, Choice | tuple[Choice, ...]] | None = None
+
+    def active(self, values: dict[str, Any]) -> bool:
+        """Whether the ``when`` condition holds for the values sampled so far."""
+        for key, allowed in (self.when or {}).items():
+            options = allowed if isinstance(allowed, tuple) else (allowed,)
+            if key not in values or values[key] not in options:
+                return False
+        return True
 
 
 class FloatParam(_Param):
@@ -113,5 +131,42 @@ def space_fingerprint(space: dict[str, ParamSpec]) -> str:
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    """Sample every parameter of ``space`` in ``trial`` (in the spec's order) and return the values."""
-    return {name: param.suggest(trial, name) for name, param in space.items()}
+    """Sample the parameters of ``space`` in ``trial`` (in the spec's order) whose ``when`` holds."""
+    values: dict[str, Any] = {}
+    for name, param in space.items():
+        if param.active(values):
+            values[name] = param.suggest(trial, name)
+    return values
+
+
+def resolve_conditions(space: dict[str, ParamSpec], fixed: dict[str, Any]) -> dict[str, ParamSpec]:
+    """Check every ``when`` and settle the conditions on fixed settings once.
+
+    A condition names a parameter searched earlier in the space, or a fixed setting of the objective:
+    a fixed one that holds is dropped from the condition, one that does not drops the parameter.
+
+    Raises:
+        ValueError: A condition names neither (message ``space.<name>.when: ...``), or a value that the
+            earlier parameter cannot take.
+    """
+    out: dict[str, ParamSpec] = {}
+    for name, param in space.items():
+        when = dict(param.when or {})
+        for key, allowed in list(when.items()):
+            options = allowed if isinstance(allowed, tuple) else (allowed,)
+            if key in out:
+                choices = getattr(out[key], "choices", None)
+                bad = [o for o in options if choices is not None and o not in choices]
+                if bad:
+                    raise ValueError(f"space.{name}.when: {key} never takes {bad[0]!r}; its choices: "
+                                     f"{', '.join(map(str, choices or ()))}")
+            elif key in fixed:
+                if fixed[key] not in options:
+                    break  # never sampled with these settings
+                del when[key]
+            else:
+                raise ValueError(f"space.{name}.when: {key!r} is neither a parameter searched before "
+                                 f"{name!r} nor a setting of the objective")
+        else:
+            out[name] = param.model_copy(update={"when": when or None})
+    return out

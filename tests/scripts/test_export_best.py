@@ -85,3 +85,22 @@ def test_script_refuses_unknown_study_and_non_yolo(write_spec: Callable[..., Pat
     other = subprocess.run([*script, "--study-name", "formula"], capture_output=True, text=True, cwd=REPO)
     assert other.returncode == 2
     assert "only YOLO studies export an Ultralytics config" in other.stderr
+
+
+def test_a_cnn_study_exports_its_objective_block_with_the_test_figures(
+        write_spec: Callable[..., Path], sqlite_url: str, tmp_path: Path) -> None:
+    import yaml
+
+    spec = {"name": "cnn-exp", "objective": {"type": "cnn", "data": "digits", "epochs": 4}, "metric": "accuracy",
+            "space": {"lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}}}
+    study = open_study(load_spec(write_spec(spec)), open_storage(sqlite_url))
+    for lr, value in ((0.01, 0.9), (0.05, 0.95)):
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr}, distributions={"lr": LR}, value=value,
+                                                  user_attrs={"test_metrics": {"accuracy": value - 0.1,
+                                                                               "recall:3": 0.5}}))
+    out = tmp_path / "best.yaml"
+    assert main(["--storage", sqlite_url, "--study-name", "cnn-exp", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "# test (never used for selection): accuracy=0.85\n" in text
+    objective = yaml.safe_load(text)["objective"]
+    assert (objective["lr"], objective["epochs"], objective["type"]) == (0.05, 4, "cnn")

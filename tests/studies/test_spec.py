@@ -98,7 +98,8 @@ def test_set_overrides_parse_yaml_and_are_validated(write_spec: Callable[..., Pa
     path = write_spec(cnn_spec())
     spec = load_spec(path, ["objective.epochs=3", "space.batch_size={type: int, low: 8, high: 64, log: true}"])
     assert spec.settings.epochs == 3
-    assert spec.space["batch_size"].model_dump() == {"type": "int", "low": 8, "high": 64, "log": True, "step": 1}
+    assert spec.space["batch_size"].model_dump() == {"type": "int", "low": 8, "high": 64, "log": True, "step": 1,
+                                                  "when": None}
     with pytest.raises(SpecError, match=r"--set|space.batch_size.*low must be <= high"):
         load_spec(path, ["space.batch_size={type: int, low: 64, high: 8}"])
 

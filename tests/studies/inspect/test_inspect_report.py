@@ -46,7 +46,8 @@ def test_cnn_study_report_has_every_figure(tmp_path: Path, make_study: Callable[
                        pruner={"name": "median", "n_startup_trials": 2})
     assert main(["--storage", url, "--study-name", "cnn-digits", "--out", str(tmp_path / "report")]) == 0
     out = tmp_path / "report"
-    pngs = COMMON - {"leaderboard.csv", "index.html"} | {"intermediate.png", "confusion_matrix.png"}
+    pngs = COMMON - {"leaderboard.csv", "index.html"} | {"intermediate.png", "confusion_matrix.png",
+                                                         "learning_curves.png"}
     assert {p.name for p in out.iterdir()} == pngs | {"leaderboard.csv", "index.html"}
     assert all((out / p).stat().st_size > 5_000 for p in pngs)
     text = _check_html(out / "index.html", pngs)
@@ -66,7 +67,8 @@ def test_formula_report_skips_what_does_not_apply(tmp_path: Path, study_factory:
                           pruner={"name": "median", "n_startup_trials": 2})
     report = write_report(study, tmp_path / "out")
     assert set(report.files) >= COMMON
-    assert set(report.skipped) == {"memory_map.png", "pareto_front.png", "confusion_matrix.png"}
+    assert set(report.skipped) == {"memory_map.png", "pareto_front.png", "confusion_matrix.png",
+                                   "learning_curves.png"}
     assert "imgsz and batch" in report.skipped["memory_map.png"]
     _check_html(report.files["index.html"], {n for n in report.files if n.endswith(".png")})
     rows = list(csv.DictReader(report.files["leaderboard.csv"].open()))
