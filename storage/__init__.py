@@ -1,15 +1,15 @@
 """Where studies live: one URL in, an Optuna storage out.
 
 ``sqlite:///storage/hpstudy.db`` (the default, one writer process at a time), ``postgresql+psycopg://``
-and ``mysql+pymysql://`` (many workers), ``journal:///shared/fs/study.log`` (clusters without a
-database server) and ``grpc://host:port`` (a storage proxy in front of a database).
+(many workers), ``journal:///shared/fs/study.log`` (clusters without a database server) and
+``grpc://host:port`` (a storage proxy in front of a database).
 """
 
 from __future__ import annotations
 
 from hpstudy.storage.attrs import count_by_state, set_user_attrs
+from hpstudy.storage.errors import StorageOpenError, StorageURLError
 from hpstudy.storage.factory import (
-    StorageURLError,
     StorageWarning,
     artifact_store,
     heartbeat_settings,
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_STORAGE_URL",
     "PASSWORD_ENV",
     "HOME_ENV",
+    "StorageOpenError",
     "StorageURLError",
     "StorageWarning",
     "artifact_store",

@@ -23,6 +23,7 @@ import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 from sqlalchemy import exc as sa_exc
 
+from hpstudy.storage.errors import StorageURLError, opening
 from hpstudy.storage.heartbeat import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
 from hpstudy.storage.resilient import DEFAULT_OUTAGE_TIMEOUT, ResilientRDBStorage
 from hpstudy.storage.urls import PASSWORD_ENV, file_path, mask_url, resolve_url, scheme, split_password
@@ -37,10 +38,6 @@ ALTERNATIVES = ("for several workers use postgresql+psycopg://USER@HOST/DB (scri
                 "journal:///shared/fs/study.log or grpc://HOST:PORT (scripts/storage_proxy.py)")
 
 log = logging.getLogger("hpstudy.storage")
-
-
-class StorageURLError(ValueError):
-    """A storage URL that no backend takes; the message never contains the password."""
 
 
 class StorageWarning(UserWarning):
@@ -118,12 +115,15 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int | None = Non
 
     Raises:
         StorageURLError: The URL names no supported backend, or is malformed.
+        StorageOpenError: The database cannot be reached, logged in to or found, or its driver is
+            missing (one line: the masked URL, what failed, what to do).
     """
     url = resolve_url(url)
     opener = _OPENERS.get(scheme(url))
     if opener is None:
-        raise StorageURLError(f"unsupported storage URL {mask_url(url)!r}; allowed schemes: "
-                              "sqlite:///, postgresql+psycopg://, mysql+pymysql://, journal://, grpc://")
+        hint = UNSUPPORTED.get(scheme(url), "")
+        raise StorageURLError(f"unsupported storage URL {mask_url(url)!r}{hint}; allowed schemes: "
+                              "sqlite:///, postgresql+psycopg://, journal://, grpc://")
     beat = heartbeat_settings(heartbeat_interval, grace_period, max_retry)
     return opener(url, beat=beat, writer=writer, pool_size=pool_size, outage_timeout=outage_timeout)
 
@@ -145,10 +145,10 @@ def _sqlite(url: str, *, beat: HeartbeatSettings, writer: bool, outage_timeout: 
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     # A generous busy timeout lets a second process wait for the lock instead of failing at once.
-    storage = _created_once(lambda: SQLiteStorage(
+    storage = opening(url, lambda: _created_once(lambda: SQLiteStorage(
         url, engine_kwargs={"connect_args": {"timeout": 60}}, outage_timeout=outage_timeout,
         heartbeat_interval=beat.interval, grace_period=beat.grace_period,
-        heartbeat_stale_trial_callback=beat.callback()))
+        heartbeat_stale_trial_callback=beat.callback())))
     if path is not None:
         _use_wal(storage)
     if path is not None and writer:
@@ -205,9 +205,9 @@ def _server(url: str, *, beat: HeartbeatSettings, pool_size: int, outage_timeout
         connect_args["application_name"] = "hpstudy"
     engine_kwargs = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2,
                      "pool_recycle": 1800, "pool_timeout": 60, "connect_args": connect_args}
-    return _created_once(lambda: ResilientRDBStorage(
+    return opening(url, lambda: _created_once(lambda: ResilientRDBStorage(
         bare, engine_kwargs=engine_kwargs, outage_timeout=outage_timeout, heartbeat_interval=beat.interval,
-        grace_period=beat.grace_period, heartbeat_stale_trial_callback=beat.callback()))
+        grace_period=beat.grace_period, heartbeat_stale_trial_callback=beat.callback())))
 
 
 _S = TypeVar("_S", bound=optuna.storages.RDBStorage)
@@ -257,8 +257,11 @@ def _grpc(url: str, *, beat: HeartbeatSettings, **_: Any) -> optuna.storages.Bas
 
 
 _OPENERS: dict[str, Callable[..., optuna.storages.BaseStorage]] = {
-    "sqlite": _sqlite, "postgresql": _server, "mysql": _server, "journal": _journal, "grpc": _grpc,
+    "sqlite": _sqlite, "postgresql": _server, "journal": _journal, "grpc": _grpc,
 }
+#: Schemes SQLAlchemy knows that hpstudy does not: no server of theirs is tested here.
+UNSUPPORTED = {"mysql": " (MySQL/MariaDB is not supported: use PostgreSQL, e.g. scripts/postgres.sh)",
+               "mariadb": " (MySQL/MariaDB is not supported: use PostgreSQL, e.g. scripts/postgres.sh)"}
 
 
 def artifact_store(base: str | Path) -> FileSystemArtifactStore:

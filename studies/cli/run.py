@@ -24,6 +24,7 @@ from hpstudy.studies.worker import (
     count_finished,
     exit_code,
     resolve_device,
+    run_root,
     silence_optuna,
 )
 
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a spec key; VALUE is YAML (repeatable)")
     parser.add_argument("--allow-space-change", action="store_true",
                         help="resume a study whose stored search space differs from the spec's")
+    parser.add_argument("--allow-objective-change", action="store_true",
+                        help="resume a study whose stored objective settings differ from the spec's "
+                        "(recorded on the study; later trials record the settings they ran with)")
     parser.add_argument("--quiet", action="store_true", help="no line per trial")
     return parser
 
@@ -70,11 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage = open_storage(url)
     memory = memory_constraint(spec, resolve_device(spec.device))
     study = open_study(spec, storage, source=args.spec, allow_space_change=args.allow_space_change,
+                       allow_objective_change=args.allow_objective_change,
                        sampler=memory_sampler(spec, memory))
     if memory is not None:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
     result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
-    print_summary(console, study, storage_url=url, artifacts=str(artifacts_root(spec) / spec.name))
+    print_summary(console, study, storage_url=url, artifacts=str(run_root(artifacts_root(spec), study)))
     if result.gave_up:
         print(result.gave_up, file=sys.stderr)
     if result.interrupted:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 import warnings
 from typing import Any
 
@@ -17,10 +19,19 @@ from hpstudy.studies.spec.space import space_fingerprint
 SPACE_ATTR = "hpstudy.space"
 SPEC_ATTR = "hpstudy.spec"
 METRICS_ATTR = "hpstudy.metrics"
+#: The objective settings the study's trials train with (the searched ones excepted).
+OBJECTIVE_ATTR = "hpstudy.objective"
+#: Each accepted change of objective settings: ``{"from_trial": N, "changed": {key: [old, new]}}``.
+OBJECTIVE_CHANGES_ATTR = "hpstudy.objective_changes"
+#: A random id given to the study when it is created: its run directories are keyed by it, so studies of
+#: one name in two storages never share a directory.
+UID_ATTR = "hpstudy.study_uid"
+#: How long a worker that loaded a just-created study waits for its creator to store the id.
+UID_WAIT_SECONDS = 15.0
 
 
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, *, source: str = "spec",
-               allow_space_change: bool = False,
+               allow_space_change: bool = False, allow_objective_change: bool = False,
                sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """Create the spec's study, or load it if it exists and matches the spec.
 
@@ -29,22 +40,20 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, *, source:
         storage: Where the study lives.
         source: The spec's file name, for error lines.
         allow_space_change: Resume even when the stored search space differs from the spec's.
+        allow_objective_change: Resume even when the stored objective settings differ from the spec's;
+            the change is recorded on the study and later trials carry the settings they ran with.
         sampler: A sampler to use instead of the spec's (e.g. wrapped by the memory constraint).
 
     Raises:
-        SpecError: The stored study optimises other directions, or searched another space.
+        SpecError: The stored study optimises other directions, searched another space or trained with
+            other objective settings.
     """
-    study = optuna.create_study(
-        study_name=spec.name,
-        storage=storage,
-        sampler=sampler or build_sampler(spec.sampler),
-        pruner=build_pruner(spec.effective_pruner, max_epochs=spec.settings.epochs),
-        directions=list(spec.directions),
-        load_if_exists=True,
-    )
+    study, created = _create_or_load(spec, storage, sampler or build_sampler(spec.sampler))
+    _store_or_wait_for_uid(study, created)
     _check_directions(study, spec, source)
     new = study.user_attrs.get(SPACE_ATTR) is None and not study.get_trials(deepcopy=False)
     _check_or_store_space(study, spec, source, allow_space_change)
+    _check_or_store_objective(study, spec, source, allow_objective_change)
     if new and spec.sampler.start_from_defaults:
         defaults = default_params(spec)
         if defaults:
@@ -121,3 +130,72 @@ def _changed_params(stored: str, current: str) -> list[str]:
     old, new = json.loads(stored), json.loads(current)
     names = sorted(set(old) | set(new))
     return [n for n in names if old.get(n) != new.get(n)] or ["(order)"]
+
+
+def _create_or_load(spec: StudySpec, storage: optuna.storages.BaseStorage,
+                    sampler: optuna.samplers.BaseSampler) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (several workers may start at once: one creates)."""
+    pruner = build_pruner(spec.effective_pruner, max_epochs=spec.settings.epochs)
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
+                                    directions=list(spec.directions))
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner), False
+
+
+def _store_or_wait_for_uid(study: optuna.Study, created: bool) -> None:
+    if created:
+        study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+        return
+    deadline = time.monotonic() + UID_WAIT_SECONDS
+    while study.user_attrs.get(UID_ATTR) is None:
+        if time.monotonic() >= deadline:  # a study made before ids existed, or its creator died
+            study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+            return
+        time.sleep(0.1)  # polling the storage: the creator writes the id right after creating the study
+
+
+def study_uid(study: optuna.Study) -> str:
+    """The study's id (see ``UID_ATTR``); ``""`` for a study opened without :func:`open_study`."""
+    return str(study.user_attrs.get(UID_ATTR) or "")
+
+
+def _objective_settings(spec: StudySpec) -> dict[str, Any]:
+    settings: dict[str, Any] = spec.settings.model_dump(mode="json")
+    return {k: v for k, v in settings.items() if k not in spec.space}  # searched: differ per trial anyway
+
+
+def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str, allow_change: bool) -> None:
+    current = _objective_settings(spec)
+    attrs = study.user_attrs
+    stored = attrs.get(OBJECTIVE_ATTR)
+    if stored is None:
+        study.set_user_attr(OBJECTIVE_ATTR, current)
+        return
+    changed = {k: [stored.get(k), current.get(k)] for k in sorted(set(stored) | set(current))
+               if stored.get(k) != current.get(k) and k not in spec.space}
+    if not changed:
+        return
+    if not allow_change:
+        listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise SpecError(source, "objective", f"study {spec.name!r} was created with other objective settings "
+                        f"(changed: {listed}); resume with --allow-objective-change (later trials record "
+                        "their settings), or start a new study with --study-name")
+    changes = [*attrs.get(OBJECTIVE_CHANGES_ATTR, []),
+               {"from_trial": len(study.get_trials(deepcopy=False)), "changed": changed}]
+    study.set_user_attr(OBJECTIVE_CHANGES_ATTR, changes)
+    study.set_user_attr(OBJECTIVE_ATTR, current)
+
+
+def objective_marks(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
+    """What a trial of a study whose objective settings changed records: its version and those settings.
+
+    Empty when the settings never changed (every trial ran with the stored ones).
+    """
+    changes = study.user_attrs.get(OBJECTIVE_CHANGES_ATTR) or []
+    if not changes:
+        return {}
+    keys = sorted({k for change in changes for k in change["changed"]})
+    current = _objective_settings(spec)
+    return {"objective_version": len(changes), "objective_settings": {k: current.get(k) for k in keys}}

@@ -17,7 +17,7 @@ from hpstudy.studies.worker.loop import (
     silence_optuna,
 )
 from hpstudy.studies.worker.signals import Interrupted, InterruptState, handle_signals
-from hpstudy.studies.worker.trial import SurplusTrial, TrialHook, TrialRunner, artifacts_root
+from hpstudy.studies.worker.trial import SurplusTrial, TrialHook, TrialRunner, artifacts_root, run_root
 
 __all__ = [
     "FINISHED",
@@ -34,5 +34,6 @@ __all__ = [
     "finished",
     "handle_signals",
     "resolve_device",
+    "run_root",
     "silence_optuna",
 ]

@@ -94,7 +94,8 @@ class Launcher:
         spec = load_spec(self.spec_path, overrides)
         storage = open_storage(resolve_url(spec.storage), heartbeat_interval=0, writer=False)
         study = open_study(spec, storage, source=self.spec_path,
-                           allow_space_change="--allow-space-change" in self.worker_args)
+                           allow_space_change="--allow-space-change" in self.worker_args,
+                           allow_objective_change="--allow-objective-change" in self.worker_args)
         return spec, study
 
     def run(self) -> int:

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -80,6 +81,11 @@ class Worker:
                                         artifacts_root=self.artifacts_root,
                                         store=artifact_store(self.artifacts_root / "_store"))
         self.failures = FailureBudget(self.spec.max_consecutive_failures)
+
+    @property
+    def run_root(self) -> Path:
+        """The study's run directories, one per trial number."""
+        return self.trial_runner.run_root()
 
     def run(self) -> WorkerResult:
         """Run trials until the study is full, the timeout passes or a signal arrives."""

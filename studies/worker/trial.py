@@ -18,6 +18,7 @@ from hpstudy.objectives import Objective, TrialContext, get_backend
 from hpstudy.storage import home, set_user_attrs
 from hpstudy.studies.spec.model import DEFAULT_ARTIFACTS, StudySpec
 from hpstudy.studies.spec.space import suggest
+from hpstudy.studies.study.build import objective_marks, study_uid
 from hpstudy.studies.worker import resume
 from hpstudy.studies.worker.signals import Interrupted, InterruptState
 
@@ -63,12 +64,16 @@ class TrialRunner:
     store: Any = None
     last_trial_id: int | None = None
     last_wall_time: float = 0.0
-    _trial_attrs: dict[str, str] = field(default_factory=dict)
+    _trial_attrs: dict[str, Any] = field(default_factory=dict)
     _ctx: TrialContext | None = None
+
+    def __post_init__(self) -> None:
+        self._run_root = run_root(self.artifacts_root, self.study)
+        self._marks = objective_marks(self.study, self.spec)
 
     def run_root(self) -> Path:
         """The study's run directories, one per trial number."""
-        return self.artifacts_root / self.spec.name
+        return self._run_root
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         self.last_trial_id = trial._trial_id
@@ -124,7 +129,7 @@ class TrialRunner:
         run_dir.mkdir(parents=True, exist_ok=True)
         # Written with the trial's time and metrics when it ends (one transaction a trial, not two);
         # run_dir is read from the context then, since an objective that resumes may move it.
-        self._trial_attrs = {"device": self.device}
+        self._trial_attrs = {"device": self.device, **self._marks}
         checkpoints = get_backend(self.spec.settings.type).checkpoints_for(self.spec.settings)
         point = resume.resume_point(trial, run_dir.parent, checkpoints)
         if point is not None:
@@ -186,3 +191,13 @@ def artifacts_root(spec: StudySpec) -> Path:
     if spec.artifacts == DEFAULT_ARTIFACTS:
         return home() / DEFAULT_ARTIFACTS
     return Path(spec.artifacts).resolve()
+
+
+def run_root(artifacts: Path, study: optuna.Study) -> Path:
+    """Where a study's run directories live: ``<artifacts>/<study name>-<first 8 of its id>/``.
+
+    Keyed by the id stored with the study, not by its name alone: a study of the same name in another
+    storage never writes into this one's trial directories.
+    """
+    uid = study_uid(study)
+    return artifacts / (f"{study.study_name}-{uid[:8]}" if uid else study.study_name)

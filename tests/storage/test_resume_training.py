@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 import hpstudy.objectives.yolo.objective  # noqa: F401  (offline environment before anything imports Ultralytics)
 from hpstudy.objectives.yolo.shapes import ShapesConfig, make_detection_dataset
 from hpstudy.storage import open_storage
+from hpstudy.studies.worker import run_root
 from support.workers import Workers, wait_for
 
 
@@ -71,7 +72,7 @@ def test_killed_training_trial_resumes_from_its_checkpoint(kind: str, workers: W
     assert study is not None
     reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
     assert reported < epochs - 1, "the trial finished before it could be killed: make epochs longer"
-    checkpoint = tmp_path / "artifacts" / name / str(killed.number) / checkpoint_name
+    checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / checkpoint_name
 
     workers.start(spec, url)
     assert workers.wait(timeout=180)[1:] == [0], workers.output()[-3000:]

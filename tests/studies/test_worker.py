@@ -111,7 +111,7 @@ def test_signal_fails_the_running_trial_and_sigterm_requeues_it(
 
     fast = write_spec(formula(n_trials=3, objective={"type": "formula", "steps": 400},
                               pruner={"name": "threshold", "upper": 1.0e9}), "fast.yaml")
-    assert main([str(fast), "--storage", sqlite_url, "--quiet", "--allow-space-change"]) == 0
+    assert main([str(fast), "--storage", sqlite_url, "--quiet", "--allow-objective-change"]) == 0
     trials = _trials(sqlite_url, "formula")
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 3
