@@ -40,15 +40,22 @@ class MetricCheck(Callback):
     """Fails the first epoch, in one line, when ``metric`` is not logged (the pruner would only warn).
 
     Checked when the training epoch ends: by then its validation has run and every metric of the epoch,
-    training ones included, is in ``trainer.callback_metrics``.
+    training ones included, is in ``trainer.callback_metrics``. An epoch that trained no batch in this run
+    is skipped: resumed from a checkpoint taken after its validation, it only ends, and nothing is logged.
     """
 
     def __init__(self, metric: str, owner: str) -> None:
         self.metric = metric
         self.owner = owner
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.batches += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        check_logged(self.metric, trainer.callback_metrics, self.owner)
+        if self.batches:
+            check_logged(self.metric, trainer.callback_metrics, self.owner)
 
 
 def check_logged(metric: str, logged: Any, owner: str) -> None:

@@ -57,7 +57,7 @@ BAD = {
     "missing data path": (cnn_spec(objective={**CNN, "data": "no/such/folder"}), "objective.data",
                           "no such path 'no/such/folder'"),
     "unknown objective type": (cnn_spec(objective={"type": "xgboost"}), "objective.type",
-                               "unknown objective type 'xgboost'; allowed: cnn, formula, yolo"),
+                               "unknown objective type 'xgboost'; allowed: cnn, formula, function, lightning, yolo"),
     "unknown device": (cnn_spec(device="tpu"), "device", "allowed: auto, cpu, cuda, cuda:N"),
     "directions do not match metrics": (cnn_spec(metric=["f1", "param_count"], direction=["maximize"],
                                                  pruner={"name": "none"}), "direction", "one direction per metric"),
