@@ -119,3 +119,22 @@ def test_weights_must_exist_and_vgg_needs_32_px(tmp_path: Path, write_spec: Call
     assert "objective.weights: no such path" in line
     line = _refused(write_spec, _spec("digits", model="vgg11_bn", image_size=16))
     assert "model vgg11_bn needs image_size >= 32 (got 16)" in line
+
+
+FOCAL = {"type": "float", "low": 1, "high": 3}
+STEP = {"type": "int", "low": 1, "high": 3}
+
+
+@pytest.mark.parametrize(("space", "expected", "fixed"), [
+    ({"focal_gamma": FOCAL}, "space.focal_gamma: loss cross_entropy ignores 'focal_gamma'",
+     {"loss": ["cross_entropy", "focal"], "focal_gamma": {**FOCAL, "when": {"loss": "focal"}}}),
+    ({"scheduler": ["none", "step"], "step_size": STEP}, "space.step_size: scheduler none ignores 'step_size'",
+     {"scheduler": ["none", "step"], "step_size": {**STEP, "when": {"scheduler": "step"}}}),
+    ({"gamma": {"type": "float", "low": 0.5, "high": 0.9}}, "give it when: {scheduler: [exponential, step]}",
+     {"scheduler": ["exponential"], "gamma": {"type": "float", "low": 0.5, "high": 0.9}}),
+])
+def test_a_searched_field_its_setting_ignores_is_refused(space: dict[str, Any], expected: str,
+                                                         fixed: dict[str, Any],
+                                                         write_spec: Callable[..., Path]) -> None:
+    assert expected in _refused(write_spec, {**_spec("digits"), "space": space})
+    assert list(load_spec(write_spec({**_spec("digits"), "space": fixed})).space) == list(fixed)
