@@ -21,6 +21,16 @@ MODEL_FIELDS: dict[str, frozenset[str]] = {
     "resnet152": frozenset(),
     "vgg11_bn": _DROPOUT, "vgg16_bn": _DROPOUT, "mobilenet_v3_small": _DROPOUT, "efficientnet_b0": _DROPOUT,
 }
+#: Searched fields that only some values of another setting use: field -> (that setting, the values).
+FIELD_USERS: dict[str, tuple[str, frozenset[str]]] = {
+    **{name: ("model", frozenset(m for m, used in MODEL_FIELDS.items() if name in used)) for name in ARCH_FIELDS},
+    "focal_gamma": ("loss", frozenset({"focal"})),
+    "gamma": ("scheduler", frozenset({"exponential", "step"})),
+    "step_size": ("scheduler", frozenset({"step"})),
+    "plateau_factor": ("scheduler", frozenset({"plateau"})),
+    "plateau_patience": ("scheduler", frozenset({"plateau"})),
+}
+# momentum (read by sgd and rmsprop only) stays out: specs commonly search it beside an optimizer choice.
 #: Smallest image each model takes (VGG pools five times and needs 32 px).
 MIN_IMAGE_SIZE: dict[str, int] = {"vgg11_bn": 32, "vgg16_bn": 32}
 #: Losses by task.
@@ -143,17 +153,22 @@ class CNNSettings(ObjectiveSettings):
         return bool(sep and name) and kind in PER_CLASS_METRICS
 
     def validate_space(self, space: Mapping[str, Any]) -> None:
-        """The field checks, then: no searched architecture field that a reachable model ignores."""
+        """The field checks, then: no searched field that a setting's reachable value ignores.
+
+        ``depth`` searched with a ResNet, ``gamma`` without a schedule or ``focal_gamma`` with cross-entropy would
+        be sampled, stored and ranked by the importance plots while training never reads them.
+        """
         super().validate_space(space)
         for name, param in space.items():
-            if name not in ARCH_FIELDS:
+            if name not in FIELD_USERS:
                 continue
-            ignoring = [m for m in _models_for(self, space, param) if name not in MODEL_FIELDS[m]]
+            owner, users = FIELD_USERS[name]
+            ignoring = [v for v in _reachable(self, space, param, owner) if v not in users]
             if ignoring:
-                users = sorted(m for m, used in MODEL_FIELDS.items() if name in used)
-                raise ConfigError(f"space.{name}", f"model {ignoring[0]} ignores {name!r}, so searching it "
-                                  f"ranks noise; give it when: {{model: [{', '.join(users)}]}} or fix it")
-        for model in _models_for(self, space, None):
+                raise ConfigError(f"space.{name}", f"{owner} {ignoring[0]} ignores {name!r}, so searching it "
+                                  f"ranks noise; give it when: {{{owner}: [{', '.join(sorted(users))}]}} "
+                                  "or fix it")
+        for model in _reachable(self, space, None, "model"):
             size = space.get("image_size")
             low = size.low if size is not None and hasattr(size, "low") else self.image_size
             if low < MIN_IMAGE_SIZE.get(model, 0):
@@ -196,15 +211,15 @@ class CNNSettings(ObjectiveSettings):
                 raise ConfigError("space.loss", f"{choice!r} does not fit {task}-label data")
 
 
-def _models_for(settings: CNNSettings, space: Mapping[str, Any], param: Any) -> list[str]:
-    """The models a trial can train while ``param`` is sampled (its ``when: {model: ...}`` applies)."""
-    model_param = space.get("model")
-    models = [str(c) for c in model_param.choices] if model_param is not None else [str(settings.model)]
+def _reachable(settings: CNNSettings, space: Mapping[str, Any], param: Any, owner: str) -> list[str]:
+    """The values of setting ``owner`` a trial can have while ``param`` is sampled (its ``when`` applies)."""
+    searched = space.get(owner)
+    values = [str(c) for c in searched.choices] if searched is not None else [str(getattr(settings, owner))]
     when = getattr(param, "when", None) or {}
-    if "model" in when:
-        allowed = when["model"] if isinstance(when["model"], list | tuple) else [when["model"]]
-        models = [m for m in models if m in allowed]
-    return models
+    if owner in when:
+        allowed = when[owner] if isinstance(when[owner], list | tuple) else [when[owner]]
+        values = [v for v in values if v in map(str, allowed)]
+    return values
 
 
 def _resolve(value: str, spec_dir: Path, key: str, allowed: str) -> Path:

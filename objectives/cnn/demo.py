@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ def _digits(size: int) -> tuple[np.ndarray, np.ndarray]:
 
     digits = load_digits()
     images = np.stack([np.asarray(Image.fromarray((img * 255 / 16).astype("uint8")).resize((size, size),
-                                                                                          Image.BILINEAR))
+                                                                                          Image.Resampling.BILINEAR))
                        for img in digits.images])
     return images, digits.target
 
@@ -73,7 +73,7 @@ def write_multilabel(out: Path, *, n_images: int = 1000, blank: float = 0.35, se
     return out
 
 
-WRITERS = {"binary": write_binary, "multilabel": write_multilabel}
+WRITERS: dict[str, Callable[[Path], Path]] = {"binary": write_binary, "multilabel": write_multilabel}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,8 @@ EPOCH_METRICS = ("accuracy", "f1", "recall", "precision", "ap", "micro_f1", "mic
 
 def is_epoch_metric(name: str) -> bool:
     """A summary metric of every epoch, or a per-class one (``recall:target``)."""
-    return name in EPOCH_METRICS or name.partition(":")[0] in PER_CLASS_METRICS and ":" in name
+    kind, sep, _ = name.partition(":")
+    return name in EPOCH_METRICS or (bool(sep) and kind in PER_CLASS_METRICS)
 
 
 @dataclass

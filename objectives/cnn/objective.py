@@ -76,16 +76,17 @@ class Classifier(L.LightningModule):
         self._keep("val", self(x), y)
 
     def _keep(self, split: str, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self._outputs[split][0].append(logits.detach().float().cpu())
-        self._outputs[split][1].append(y.detach().cpu())
+        # Kept on the device and copied once per epoch: a copy per step would synchronise every step.
+        self._outputs[split][0].append(logits.detach())
+        self._outputs[split][1].append(y.detach())
 
     def evaluate_outputs(self, split: str) -> Evaluation | None:
         """The metrics of the outputs kept for ``split`` since the last call (None: none kept)."""
         logits, targets = self._outputs[split]
         if not logits:
             return None
-        result = evaluate(torch.cat(logits), torch.cat(targets), task=self.task, class_names=self.class_names,
-                          threshold=self.hp.threshold)
+        result = evaluate(torch.cat(logits).float().cpu(), torch.cat(targets).cpu(), task=self.task,
+                          class_names=self.class_names, threshold=self.hp.threshold)
         logits.clear()
         targets.clear()
         return result

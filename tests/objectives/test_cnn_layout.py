@@ -119,3 +119,39 @@ def test_weights_must_exist_and_vgg_needs_32_px(tmp_path: Path, write_spec: Call
     assert "objective.weights: no such path" in line
     line = _refused(write_spec, _spec("digits", model="vgg11_bn", image_size=16))
     assert "model vgg11_bn needs image_size >= 32 (got 16)" in line
+
+
+FOCAL = {"type": "float", "low": 1, "high": 3}
+STEP = {"type": "int", "low": 1, "high": 3}
+
+
+@pytest.mark.parametrize(("space", "expected", "fixed"), [
+    ({"focal_gamma": FOCAL}, "space.focal_gamma: loss cross_entropy ignores 'focal_gamma'",
+     {"loss": ["cross_entropy", "focal"], "focal_gamma": {**FOCAL, "when": {"loss": "focal"}}}),
+    ({"scheduler": ["none", "step"], "step_size": STEP}, "space.step_size: scheduler none ignores 'step_size'",
+     {"scheduler": ["none", "step"], "step_size": {**STEP, "when": {"scheduler": "step"}}}),
+    ({"gamma": {"type": "float", "low": 0.5, "high": 0.9}}, "give it when: {scheduler: [exponential, step]}",
+     {"scheduler": ["exponential"], "gamma": {"type": "float", "low": 0.5, "high": 0.9}}),
+])
+def test_a_searched_field_its_setting_ignores_is_refused(space: dict[str, Any], expected: str,
+                                                         fixed: dict[str, Any],
+                                                         write_spec: Callable[..., Path]) -> None:
+    assert expected in _refused(write_spec, {**_spec("digits"), "space": space})
+    assert list(load_spec(write_spec({**_spec("digits"), "space": fixed})).space) == list(fixed)
+
+
+def test_the_demo_data_of_the_studies_passes_its_checks(tmp_path: Path) -> None:
+    from hpstudy.objectives.cnn.demo import main
+
+    assert main(["binary", "--out", str(tmp_path / "bin")]) == 0
+    for name in ("cnn_binary_recall", "cnn_multilabel_resnet"):
+        data = tmp_path / ("bin" if "binary" in name else "ml")
+        if not data.exists():
+            from hpstudy.objectives.cnn.demo import write_multilabel
+
+            write_multilabel(data, n_images=60)
+        spec = load_spec(Path(__file__).parents[2] / "studies" / f"{name}.yaml", [f"objective.data={data}"])
+        assert spec.settings._task == ("single" if "binary" in name else "multi")
+    assert spec.settings._class_names is not None
+    assert len(list((tmp_path / "bin" / "train" / "target").iterdir())) < len(
+        list((tmp_path / "bin" / "train" / "other").iterdir())) / 5  # the rare class

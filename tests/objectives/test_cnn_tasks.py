@@ -75,6 +75,11 @@ def test_multi_label_trains_with_each_loss_and_stores_test_apart(
         assert [sorted(k for k in e if k.startswith("train_")) for e in epochs] == [["train_f1", "train_loss"]] * 2
         losses.add(round(epochs[-1]["train_loss"], 6))
     assert len(losses) == 3  # three different losses trained three different ways
+    from hpstudy.studies.inspect.plots import plot_confusion
+
+    ax = plot_confusion(study).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["blue", "green", "red"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["TN", "FP", "FN", "TP"]
     # colour is the label: the three losses learn it on 36 images in two epochs
     assert max(t.user_attrs["metrics"]["ap"] for t in trials) > 0.8
 
@@ -84,13 +89,15 @@ def test_binary_target_recall_selects_one_class(tmp_path: Path, write_spec: Call
     root = image_folder_root(tmp_path / "bin", {"other": 24, "target": 6},
                              per_split={"val": {"other": 12, "target": 4}, "test": {"other": 12, "target": 4}})
     spec = _spec(str(root), loss="weighted_cross_entropy")
-    spec.update(metric="recall:target", n_trials=2, space={"lr": {"type": "float", "low": 1e-3, "high": 0.05}})
+    spec.update(metric="recall:target", n_trials=2, space={"lr": {"type": "float", "low": 1e-3, "high": 0.05}},
+                pruner={"name": "median", "n_startup_trials": 5})  # reports every epoch, prunes nothing
     trials = _run(write_spec, sqlite_url, spec, enqueue=[{"lr": 0.05}, {"lr": 0.001}])
     study = optuna.load_study(study_name="cnn", storage=sqlite_url)
     assert study.metric_names in (None, ["recall:target"])
     assert study.user_attrs["class_names"] == ["other", "target"]
     for t in trials:
         assert t.value == pytest.approx(t.user_attrs["per_class"]["recall"]["target"], abs=1e-5)
+        assert t.intermediate_values[1] == t.value  # the pruner sees the same per-class value
         assert np.array(t.user_attrs["confusion_matrix"]).sum(axis=1).tolist() == [12, 4]
         assert set(t.user_attrs["test_metrics"]) >= {"accuracy", "recall:target", "precision:other"}
 
