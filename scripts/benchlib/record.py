@@ -82,6 +82,16 @@ RECORD_TASKS: dict[str, RecordTask] = {
         ga_subprocess=False,
         description="small CNN (width 8) on scikit-learn digits at 8 px, 300 training images, 450 "
                     "validation images, 20 epochs, CPU"),
+    "cnn-digits-adam": RecordTask(
+        name="cnn-digits-adam",
+        objective={"type": "cnn", "data": "digits", "image_size": 8, "epochs": 20, "optimizer": "adam",
+                   "width": 8, "batch_size": 32, "max_train_samples": 300, "cpu_threads": 1},
+        space={"lr": {"type": "float", "low": 1.0e-5, "high": 0.5, "log": True},
+               "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
+               "dropout": {"type": "float", "low": 0.0, "high": 0.6}},
+        metric="accuracy", import_module="hpstudy.objectives.cnn.objective", ga_subprocess=False,
+        description="the same CNN and data with Adam: the objective's default lr (0.05, set for SGD) is "
+                    "far from Adam's best, as for a user who switches the optimiser (not saturated)"),
     "yolo-digits-cls": RecordTask(
         name="yolo-digits-cls",
         objective={"type": "yolo", "model": "yolov8n-cls.yaml", "task": "classify", "epochs": 15,

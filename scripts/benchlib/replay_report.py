@@ -154,8 +154,57 @@ def summarize(runs: Sequence[Run], recording: Recording, fidelity: Fidelity, *, 
         "budget_in_ga_iterations": budget_iterations,
         "recording": recording_summary(recording),
         "methods": per_method,
+        "targets": {m: targets(per_method[m]) for m in methods if m.startswith("hpstudy")},
         "replay_seconds": round(elapsed_s, 1),
     }
+
+
+def targets(figures: Mapping[str, Any]) -> dict[str, bool | None]:
+    """The issue's targets for one method: 3x the tuner (CI low end >= 2x, ends at least as good), 3x
+    fewer epochs than TPE at its final quality, 16 workers 10x faster than one."""
+    one = figures.get("1", {})
+    out: dict[str, bool | None] = {"vs_ga": None, "vs_tpe": None, "scaling_16": None}
+    if "speedup_vs_ga" in one:
+        speed, final = one["speedup_vs_ga"], one["final_minus_ga"]
+        out["vs_ga"] = bool(speed["mean"] >= 3 and speed["ci_low"] >= 2 and final["mean"] >= 0)
+    if "epochs_ratio_vs_tpe" in one:
+        out["vs_tpe"] = bool(one["epochs_ratio_vs_tpe"]["mean"] >= 3)
+    if "scaling_16_workers" in figures:
+        out["scaling_16"] = bool(figures["scaling_16_workers"]["mean"] >= 10)
+    return out
+
+
+def markdown(summary: Mapping[str, Any], png: str) -> str:
+    """The task's section of ``docs/benchmarks.md``: recording, fidelity, the table at each worker count."""
+    rec, fid = summary["recording"], summary["surrogate"]
+    trust = "trusted" if summary["trusted"] else f"**below {0.9}: no result is claimed**"
+    lines = [f"### replay: {summary['task']}", "",
+             f"{rec['configs']} recorded configurations at {rec['cap']} epochs; best {rec['best']}, median "
+             f"{rec['median']} (best - median {rec['best_minus_median']}), the objective's defaults "
+             f"{rec['defaults']} (best - defaults {rec['best_minus_defaults']}); epoch {rec['epoch_s']} s, "
+             f"start-up {rec['startup_s']} s, a fresh process's import {rec['subprocess_import_s']} s. "
+             f"Surrogate: {fid['kind']}, Spearman {fid['rank_correlation']} on held-out final values "
+             f"({fid['folds']}-fold), curve MAE {fid['curve_mae']}: {trust}. {summary['seeds']} seeds; one-worker "
+             f"budget {summary['base_budget_s']} s = {summary['budget_in_ga_iterations']} tuner iterations "
+             "(4 and 16 workers: twice that compute).", "",
+             "| method | workers | final best | x budget to GA's best (seeds) | x fewer epochs than TPE | "
+             "scaling 1->16 |", "|---|---|---|---|---|---|"]
+    for name, figures in summary["methods"].items():
+        for w in summary["workers"]:
+            f = figures[str(w)]
+            ga = f"{_fmt(f['speedup_vs_ga'])} ({f['reached_ga_best']})" if "speedup_vs_ga" in f else "-"
+            tpe = _fmt(f["epochs_ratio_vs_tpe"]) if "epochs_ratio_vs_tpe" in f else "-"
+            scale = _fmt(figures["scaling_16_workers"]) if w == 1 and "scaling_16_workers" in figures else ""
+            lines.append(f"| {name} | {w} | {_fmt(f['final_best'])} | {ga} | {tpe} | {scale} |")
+    met = summary["targets"].get(HEADLINE, {})
+    lines += ["", f"Targets for `{HEADLINE}` (hpstudy's defaults): vs the tuner {_met(met.get('vs_ga'))}, "
+              f"vs TPE {_met(met.get('vs_tpe'))}, 16 workers {_met(met.get('scaling_16'))}.", "",
+              f"![replay {summary['task']}](benchmarks/{png})", ""]
+    return "\n".join(lines)
+
+
+def _met(value: bool | None) -> str:
+    return "n/a" if value is None else ("met" if value else "missed")
 
 
 def write_plot(summary: Mapping[str, Any], path: Path) -> Path:
@@ -267,5 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out / f"replay_{recording.task}.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")
     png = write_plot(summary, args.out / f"replay_{recording.task}.png")
+    (args.out / f"replay_{recording.task}.md").write_text(markdown(summary, png.name))
+    if args.out.resolve() == OUT_DIR.resolve():
+        from benchlib.report import write_markdown
+
+        write_markdown(OUT_DIR, OUT_DIR.parent / "benchmarks.md")
     print(f"wrote {out} and {png} in {summary['replay_seconds']} s")
     return 0

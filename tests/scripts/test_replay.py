@@ -13,7 +13,7 @@ import pytest
 
 from benchlib.record import RECORD_TASKS, RecordedConfig, Recording, export_curves, load_recording, record
 from benchlib.replay import GAMethod, StudyMethod, full_trial_seconds, simulate
-from benchlib.replay_report import HEADLINE, replay_methods, run_replay, write_plot
+from benchlib.replay_report import HEADLINE, markdown, replay_methods, run_replay, write_plot
 from benchlib.surrogate import Surrogate, fidelity
 
 SPACE: dict[str, Any] = {"lr": {"type": "float", "low": 1.0e-3, "high": 1.0, "log": True},
@@ -49,6 +49,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return Recording.load(out)
 
 
+@pytest.mark.slow
 def test_recording_resumes_and_stores_per_epoch_metric_and_times(recorded: Recording) -> None:
     assert len(recorded.configs) == 5
     assert len({tuple(sorted(c.params.items())) for c in recorded.configs}) == 5  # Sobol: all distinct
@@ -148,6 +149,7 @@ def test_ga_proposals_are_ultralytics_own_mutations(tmp_path: Path, monkeypatch:
     assert [f.params for f in again.trials] == [f.params for f in run.trials]  # seeded
 
 
+@pytest.mark.slow
 def test_smoke_replay_of_a_recording_writes_the_summary(recorded: Recording, tmp_path: Path) -> None:
     """Every method, two seeds, 1/4/16 workers on the real tiny recording, in seconds."""
     lines: list[str] = []
@@ -168,6 +170,10 @@ def test_smoke_replay_of_a_recording_writes_the_summary(recorded: Recording, tmp
     json.dumps(summary)
     png = write_plot(summary, tmp_path / "replay.png")
     assert png.stat().st_size > 10_000
+    assert set(summary["targets"][HEADLINE]) == {"vs_ga", "vs_tpe", "scaling_16"}
+    table = markdown(summary, png.name)
+    assert table.count("| hpstudy-asha |") == 3  # one row per worker count
+    assert f"Spearman {summary['surrogate_rank_correlation']}" in table
 
 
 def test_fast_surrogate_models_predict_what_scikit_learn_predicts() -> None:
