@@ -195,8 +195,9 @@ class RecordedConfig:
     defaults: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "defaults": self.defaults, "params": self.params,
-                "values": [round(v, 5) for v in self.values], "epoch_s": [round(s, 4) for s in self.epoch_s],
+        params = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in self.params.items()}
+        return {"number": self.number, "defaults": self.defaults, "params": params,
+                "values": [round(v, 5) for v in self.values], "epoch_s": [round(s, 3) for s in self.epoch_s],
                 "startup_s": round(self.startup_s, 3)}
 
 

@@ -239,7 +239,10 @@ def _seeded_numpy(rng: np.random.Generator) -> Iterator[None]:
 
 
 class ReplayMethod(Protocol):
-    name: str
+    """A replayed method: its name and a fresh proposer per run."""
+
+    @property
+    def name(self) -> str: ...
 
     def proposer(self, recording: Recording, seed: int, workdir: Path) -> Proposer: ...
 
