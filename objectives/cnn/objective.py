@@ -125,14 +125,23 @@ def _summary(metrics: Mapping[str, float], monitor: str) -> dict[str, float]:
 
 
 class _EpochTimer(Callback):
-    """Wall time of the training proper, without set-up."""
+    """Wall time of the training proper, without set-up, and of each epoch (training and validation)."""
 
     def __init__(self) -> None:
         self.started: float | None = None
         self.seconds = 0.0
+        self.epoch_seconds: list[float] = []
+        self._epoch_started = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_started)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.stop()
@@ -189,7 +198,9 @@ class CNNObjective:
         epochs = int(module.history[-1]["epoch"]) + 1 if module.history else 0
         ctx.trial.set_user_attr("epochs_run", epochs)
         ctx.trial.set_user_attr("train_time_s", round(timer.seconds, 3))
-        ctx.trial.set_user_attr("epoch_metrics", [_rounded(m) for m in module.history])
+        # Each epoch's wall time (training and validation) beside its metrics, as YOLO's train_time_s.
+        timed = [{**m, "epoch_time_s": s} for m, s in zip(module.history, timer.epoch_seconds, strict=False)]
+        ctx.trial.set_user_attr("epoch_metrics", [_rounded(m) for m in timed + module.history[len(timed):]])
         if module.history:
             last = module.history[-1]
             ctx.trial.set_user_attr("train_metrics", {k.removeprefix("train_"): round(v, 5)

@@ -179,6 +179,11 @@ def write_markdown(json_dir: Path, path: Path) -> None:
     notes = json_dir / "time_to_quality_notes.md"  # hand-written findings, kept across regenerations
     if notes.is_file():
         parts.append(notes.read_text())
+    # The replay of recorded curves (scripts/replay.py): hand-written findings, then each task's table.
+    tables = [f for f in sorted(json_dir.glob("replay_*.md")) if f.name != "replay_notes.md"]
+    for file in [json_dir / "replay_notes.md", *tables]:
+        if file.is_file():
+            parts.append(file.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
 
