@@ -322,6 +322,7 @@ def pack_round(settings: CheckSettings, root: Path, count: int) -> dict[str, Any
     return {"count": count, "wall_s": round(wall, 2), "trained": trained, "exit_codes": codes,
             "trials_per_hour": round(3600.0 * trained / wall, 2), "budget_each": budget,
             "peak_mib_together": round(monitor.peak_mib, 1), "device_mib": round(monitor.total_mib, 1),
+            "peak_source": monitor.source,
             "trials": trials}
 
 
@@ -394,6 +395,7 @@ class MemoryMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._read: Callable[[], float] = self._rss_mib
+        self.source = "rss"
         if device.startswith("cuda"):
             self._read = self._nvml_reader()
         else:
@@ -418,15 +420,31 @@ class MemoryMonitor:
                 self.peak_mib = max(self.peak_mib, self._read())
 
     def _nvml_reader(self) -> Callable[[], float]:
-        import pynvml
-
-        pynvml.nvmlInit()
+        """Device-wide used memory above its level before the round: NVML, else CUDA's own free/total
+        (which costs this process a CUDA context, counted in the baseline)."""
         index = int(self.device.split(":")[1]) if ":" in self.device else 0
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        info = pynvml.nvmlDeviceGetMemoryInfo(handle)
-        self.total_mib = info.total / 2**20
-        base = info.used / 2**20  # what other processes held before the round
-        return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20 - base
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+
+            def used() -> tuple[float, float]:
+                info = pynvml.nvmlDeviceGetMemoryInfo(handle)
+                return float(info.used), float(info.total)
+            used()
+            self.source = "nvml"
+        except Exception as exc:  # noqa: BLE001 - no NVML in this container: fall back to CUDA
+            print(f"packing: NVML unavailable ({exc}); reading torch.cuda.mem_get_info", flush=True)
+            import torch
+
+            def used() -> tuple[float, float]:
+                free, total = torch.cuda.mem_get_info(index)
+                return float(total - free), float(total)
+            self.source = "cuda"
+        base, total = used()
+        self.total_mib = total / 2**20
+        return lambda: (used()[0] - base) / 2**20
 
     def _rss_mib(self) -> float:
         import psutil
@@ -545,6 +563,8 @@ def run_part(name: str, settings: CheckSettings, out: Path, work: Path, log: Pat
     cmd = [sys.executable, "-m", "benchlib.gpu_check", str(out), "--part", name, "--work", str(work),
            "--device", settings.device, *(["--dry-run"] if settings.dry_run else [])]
     cap = settings.caps[name]
+    work.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log.open("a") as fh:
         fh.write(f"\n==> part {name} (cap {cap:.0f} s)\n")
@@ -563,12 +583,12 @@ def run_part(name: str, settings: CheckSettings, out: Path, work: Path, log: Pat
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first (a worker then marks its trial interrupted), then SIGKILL whatever is left of the group."""
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=wait)
-            return
 
 
 def part_env(settings: CheckSettings, work: Path) -> dict[str, str]:
@@ -689,9 +709,12 @@ def versions() -> dict[str, str | None]:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
-    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         check=False)
-    out["hpstudy_commit"] = git.stdout.strip() or None
+    try:
+        git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=False, timeout=10)
+        out["hpstudy_commit"] = git.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):  # no git there (a copied tree)
+        out["hpstudy_commit"] = None
     return out
 
 
@@ -725,7 +748,7 @@ def _plot_memory(out: Path, work: Path, path: Path) -> None:
     ax.plot([0, top], [0, top], color="grey", linestyle="--", label="exact")
     ax.set_xlabel("measured peak (MiB)")
     ax.set_ylabel("predicted peak + margin (MiB)")
-    ax.set_title("memory model at 60-100% of the budget")
+    ax.set_title("memory model: held-out points at 60-100% of the budget")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
