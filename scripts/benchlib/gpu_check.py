@@ -498,7 +498,7 @@ def summarize_study(url: str, name: str = STUDY_NAME, *, started: float | None =
     rows = [_trial_row(t, MemoryConstraint.margin) for t in trials]
     oom = [r for r in rows if r["oom"] or (r["state"] == "FAIL" and is_oom(RuntimeError(r["fail_reason"] or "")))]
     trained = [r for r in rows if r["trained"]]
-    pruned = [r for r in rows if r["state"] == "PRUNED" and r["trained"]]
+    pruned = [r for r in rows if r["state"] == "PRUNED" and r["trained"] and not r["oom"]]  # by the pruner
     best = _best(study)
     startups = [r["startup_s"] for r in trained if r["startup_s"] is not None]
     first = min((t.datetime_start.timestamp() for t in trials if t.datetime_start), default=None)

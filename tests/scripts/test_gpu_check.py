@@ -160,14 +160,15 @@ def test_study_summary_counts_oom_refused_infeasible_and_pruned_trials(tmp_path:
         _trial(TrialState.COMPLETE, 3, predicted=99.5, value=0.4, **{store.MEASURED: 97.0}),  # 99.5 + margin > 100
         _trial(TrialState.PRUNED, 4, predicted=40, **{store.MEASURED: 35.0}),  # the pruner stopped it
         _trial(TrialState.FAIL, 5, predicted=40, fail_reason="interrupted by SIGTERM"),  # killed by the cap
+        _trial(TrialState.PRUNED, 6, predicted=80, **{store.OOM: 100.0}),  # out of memory after an epoch
     ])
     summary = gpu_check.summarize_study(url)
-    assert summary["trials"] == 5
-    assert summary["oom_trials"] == 1
+    assert summary["trials"] == 6
+    assert summary["oom_trials"] == 2
     assert summary["refused_by_model"] == 1
     assert summary["infeasible_trained"] == 1
-    assert summary["trained"] == 3
-    assert summary["pruned_fraction"] == pytest.approx(1 / 5)
+    assert summary["trained"] == 4
+    assert summary["pruned_fraction"] == pytest.approx(1 / 6, abs=1e-3)
     assert summary["best_budget_share"]["budget_share"] == pytest.approx(0.5)
     assert summary["startup_s"] == [pytest.approx(23.0 - 3 * 4.0)]
 
