@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hpstudy.storage import mask_url, open_storage, resolve_url
-from hpstudy.studies.errors import exit_2_on_user_error
+from hpstudy.studies.errors import SpecError, exit_2_on_user_error
 from hpstudy.studies.inspect.summary import print_summary, trial_line
 from hpstudy.studies.memory.wiring import memory_constraint, memory_hooks, memory_sampler
 from hpstudy.studies.spec.model import StudySpec, load_spec
@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resume a study whose stored objective settings differ from the spec's "
                         "(recorded on the study; later trials record the settings they ran with)")
     parser.add_argument("--quiet", action="store_true", help="no line per trial")
+    parser.add_argument("--share-gpu", action="store_true",
+                        help="share this worker's device with the other workers on it: start a trial only "
+                        "when its predicted peak fits what their running trials have not reserved "
+                        "(needs memory: in the spec; launch_workers.py --per-gpu auto sets it)")
     return parser
 
 
@@ -70,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
     silence_optuna()
     spec = load_spec(args.spec, flag_overrides(args))
+    if args.share_gpu and spec.memory is None:
+        raise SpecError(args.spec, "memory", "--share-gpu admits trials by their predicted memory: set "
+                        "memory: {budget: ...} in the spec")
     url = resolve_url(spec.storage)
     storage = open_storage(url)
     memory = memory_constraint(spec, resolve_device(spec.device))
@@ -78,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        sampler=memory_sampler(spec, memory))
     if memory is not None:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
-    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
+    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory, share_device=args.share_gpu))
     print_summary(console, study, storage_url=url, artifacts=str(run_root(artifacts_root(spec), study)))
     if result.gave_up:
         print(result.gave_up, file=sys.stderr)

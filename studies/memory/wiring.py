@@ -32,5 +32,13 @@ def memory_sampler(spec: StudySpec,
     return MemoryFeasibleSampler(build_sampler(spec.sampler), constraint, axis_distributions=dists)
 
 
-def memory_hooks(constraint: MemoryConstraint | None) -> list[TrialHook]:
-    return [MemoryHook(constraint)] if constraint is not None else []
+def memory_hooks(constraint: MemoryConstraint | None, *, share_device: bool = False) -> list[TrialHook]:
+    """The memory hook; with ``share_device``, then the admission hook that shares the device with the
+    other workers on it (``--share-gpu``)."""
+    if constraint is None:
+        return []
+    if not share_device:
+        return [MemoryHook(constraint)]
+    from hpstudy.studies.memory.admission import AdmissionHook, ledger_for
+
+    return [MemoryHook(constraint), AdmissionHook(constraint, ledger_for(constraint))]

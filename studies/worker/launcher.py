@@ -215,6 +215,24 @@ def parse_gpus(text: str) -> list[str]:
     raise ValueError(f"--gpus takes GPU ids like 0,1,2,3 or 'cpu', got {text!r}")
 
 
+def parse_per_gpu(text: str, max_per_gpu: int) -> tuple[int, bool]:
+    """``--per-gpu``: a count, or ``auto`` (``max_per_gpu`` workers sharing each GPU by admission).
+
+    Returns:
+        Workers per GPU, and whether they share it by admission.
+
+    Raises:
+        ValueError: Neither a count >= 1 nor ``auto``.
+    """
+    if text == "auto":
+        if max_per_gpu < 1:
+            raise ValueError(f"--max-per-gpu must be at least 1, got {max_per_gpu}")
+        return max_per_gpu, True
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--per-gpu takes a count of at least 1 or 'auto', got {text!r}")
+    return int(text), False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="launch_workers.py",
@@ -222,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         "study is complete. Unknown flags are passed to every worker.")
     parser.add_argument("spec", help="study spec (YAML)")
     parser.add_argument("--gpus", default="cpu", help="GPU ids, e.g. 0,1,2,3, or 'cpu' (default)")
-    parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default 1)")
+    parser.add_argument("--per-gpu", default="1",
+                        help="workers per GPU (default 1), or 'auto': --max-per-gpu workers per GPU that "
+                        "admit a trial only when its predicted peak fits the GPU's unreserved memory "
+                        "(needs memory: in the spec)")
+    parser.add_argument("--max-per-gpu", type=int, default=4, help="workers per GPU with --per-gpu auto")
     parser.add_argument("--storage", help="storage URL for all workers (password: use HPSTUDY_DB_PASSWORD)")
     parser.add_argument("--max-restarts", type=int, default=3, help="restarts per slot (default 3)")
     return parser
@@ -234,11 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, worker_args = build_parser().parse_known_args(argv)
     try:
         gpus = parse_gpus(args.gpus)
-        if args.per_gpu < 1:
-            raise ValueError(f"--per-gpu must be at least 1, got {args.per_gpu}")
+        per_gpu, share = parse_per_gpu(args.per_gpu, args.max_per_gpu)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    launcher = Launcher(args.spec, args.storage, gpus, per_gpu=args.per_gpu, worker_args=worker_args,
+    if share and "--share-gpu" not in worker_args:
+        worker_args = [*worker_args, "--share-gpu"]
+    launcher = Launcher(args.spec, args.storage, gpus, per_gpu=per_gpu, worker_args=worker_args,
                         max_restarts=args.max_restarts)
     return launcher.run()
