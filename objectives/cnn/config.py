@@ -170,7 +170,7 @@ class CNNSettings(ObjectiveSettings):
                                   "or fix it")
         for model in _reachable(self, space, None, "model"):
             size = space.get("image_size")
-            low = size.low if size is not None and hasattr(size, "low") else self.image_size
+            low = min(_edges(size)) if size is not None else self.image_size
             if low < MIN_IMAGE_SIZE.get(model, 0):
                 raise ConfigError("objective.image_size", f"model {model} needs image_size >= "
                                   f"{MIN_IMAGE_SIZE[model]} (got {low})")
@@ -191,6 +191,11 @@ class CNNSettings(ObjectiveSettings):
                               f"({self.data}); allowed: {', '.join(allowed)}")
         self._class_names = layout.classes
         self._task = layout.task
+        if self.test_best_k is not None and "test" not in layout.splits:
+            raise ConfigError("objective.test_best_k", f"{self.data} has no test split (test/ folder, or "
+                              "test_fraction for digits)")
+        if self.test_fraction > 0 and self.data != "digits":
+            raise ConfigError("objective.test_fraction", "only for digits; a data root gives its own test/ split")
 
     def check_metrics(self, metrics: tuple[str, ...], space: Mapping[str, Any]) -> None:
         """Per-class metrics name a class of the data; task metrics fit the task; searched losses too."""
@@ -205,6 +210,14 @@ class CNNSettings(ObjectiveSettings):
             other = "multi" if task == "single" else "single"
             if metric in TASK_METRICS[other]:
                 raise ConfigError(key, f"{metric!r} is a {other}-label metric; the data is {task}-label")
+        if task == "single" and "threshold" in space:
+            raise ConfigError("space.threshold", "the decision threshold applies to multi-label data only; "
+                              f"{self.data} is single-label (the class with the highest score is predicted)")
+        patience = space.get("early_stopping_patience")
+        stops = patience is not None or self.early_stopping_patience is not None
+        if not stops and ("early_stopping_min_delta" in space or self.early_stopping_min_delta > 0):
+            raise ConfigError("objective.early_stopping_min_delta", "needs early_stopping_patience (fixed or "
+                              "searched); without it training never stops early")
         loss = space.get("loss")
         for choice in getattr(loss, "choices", ()):
             if task not in LOSS_TASKS.get(str(choice), frozenset()):
@@ -220,6 +233,11 @@ def _reachable(settings: CNNSettings, space: Mapping[str, Any], param: Any, owne
         allowed = when[owner] if isinstance(when[owner], list | tuple) else [when[owner]]
         values = [v for v in values if v in map(str, allowed)]
     return values
+
+
+def _edges(param: Any) -> list[float]:
+    choices = getattr(param, "choices", None)
+    return [float(c) for c in choices] if choices is not None else [float(param.low), float(param.high)]
 
 
 def _resolve(value: str, spec_dir: Path, key: str, allowed: str) -> Path:

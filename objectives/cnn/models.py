@@ -33,11 +33,14 @@ def build_model(hp: CNNSettings, *, in_channels: int, num_classes: int) -> nn.Mo
     """The network named by ``hp.model`` with ``hp``'s architecture hyperparameters.
 
     torchvision models are built with random weights (``weights=None``): nothing is downloaded. With
-    ``hp.weights`` their parameters start from that local state dict (keys whose shape fits; the
+    ``hp.weights`` the parameters start from that local state dict (keys whose shape fits; the
     classifier head of another number of classes stays random).
     """
     if hp.model == "small_cnn":
-        return SmallCNN(hp, in_channels=in_channels, num_classes=num_classes)
+        small = SmallCNN(hp, in_channels=in_channels, num_classes=num_classes)
+        if hp.weights is not None:
+            load_weights(small, hp.weights)
+        return small
     import torchvision
 
     builder, takes_dropout = TORCHVISION[hp.model]

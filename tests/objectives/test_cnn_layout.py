@@ -155,3 +155,20 @@ def test_the_demo_data_of_the_studies_passes_its_checks(tmp_path: Path) -> None:
     assert spec.settings._class_names is not None
     assert len(list((tmp_path / "bin" / "train" / "target").iterdir())) < len(
         list((tmp_path / "bin" / "train" / "other").iterdir())) / 5  # the rare class
+
+
+@pytest.mark.parametrize(("objective", "space", "expected"), [
+    ({"test_best_k": 2}, {}, "objective.test_best_k: digits has no test split"),
+    ({"early_stopping_min_delta": 0.01}, {}, "early_stopping_min_delta: needs early_stopping_patience"),
+    ({}, {"threshold": {"type": "float", "low": 0.3, "high": 0.7}}, "space.threshold: the decision threshold "
+     "applies to multi-label data only"),
+    ({"model": "vgg11_bn", "image_size": 32}, {"image_size": [16, 32]}, "model vgg11_bn needs image_size >= 32"),
+])
+def test_settings_that_would_be_ignored_are_refused(objective: dict[str, Any], space: dict[str, Any],
+                                                    expected: str, write_spec: Callable[..., Path]) -> None:
+    assert expected in _refused(write_spec, {**_spec("digits", **objective), "space": space})
+
+
+def test_test_fraction_is_for_digits_only(tmp_path: Path, write_spec: Callable[..., Path]) -> None:
+    root = image_folder_root(tmp_path / "d", {"a": 2, "b": 2}, splits=("train", "val"))
+    assert "objective.test_fraction: only for digits" in _refused(write_spec, _spec(root, test_fraction=0.2))

@@ -49,3 +49,14 @@ def test_small_cnn_takes_sigmoid_and_tanh(activation: str) -> None:
     net = build_model(hp, in_channels=1, num_classes=10)
     assert any(isinstance(m, type(ACTIVATIONS[activation]())) for m in net.modules())
     assert param_count(net) > 0
+
+
+def test_small_cnn_starts_from_local_weights_too(tmp_path: Path) -> None:
+    hp = CNNSettings(width=4, image_size=8)
+    torch.manual_seed(0)
+    source = build_model(hp, in_channels=1, num_classes=10)
+    torch.save(source.state_dict(), tmp_path / "small.pt")
+    torch.manual_seed(1)
+    net = build_model(hp.model_copy(update={"weights": str(tmp_path / "small.pt")}), in_channels=1, num_classes=10)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), source.state_dict().values(),
+                                                 strict=True))
