@@ -106,7 +106,7 @@ def settings_for(device: str, *, dry_run: bool) -> CheckSettings:
             device=device, dry_run=True, caps={"data": 20, "memory": 90, "study": 150, "packing": 220},
             n_train=12, n_val=4, data_imgsz=64, imgsz=(32, 64), batch=(2, 8), epochs=1, study_seconds=30,
             n_trials=2, budget="2GiB", memory_models=("yolov8n",), memory_budgets=(1024.0,),
-            memory_sizes=(32, 64), memory_batch_high=8, profile_points=4, pack_point={"imgsz": 32, "batch": 2},
+            memory_sizes=(32, 64, 96), memory_batch_high=8, profile_points=6, pack_point={"imgsz": 32, "batch": 2},
             pack_budget="2GiB", workers=0)
     return CheckSettings(
         device=device, dry_run=False, caps={"data": 25, "memory": 130, "study": 180, "packing": 145},
@@ -197,7 +197,8 @@ def memory_case(settings: CheckSettings, model: str, budget_mib: float, probe: A
     for size in sizes:
         batches = {_largest_batch(fitted, size, share * budget_mib, settings.memory_batch_high)
                    for share in targets}
-        for batch in sorted(b for b in batches if b is not None):
+        profiled = {o.point for o in ladder}
+        for batch in sorted(b for b in batches if b is not None and (float(size), float(b)) not in profiled):
             point = {"imgsz": float(size), "batch": float(batch)}
             predicted = fitted.predict_safe(point, trial=False)
             peak = probe.measure(step, point, limit_mib=budget_mib)
