@@ -84,4 +84,4 @@ def test_script_refuses_unknown_study_and_non_yolo(write_spec: Callable[..., Pat
     assert "error: --study-name: no study 'nope' in this storage" in missing.stderr
     other = subprocess.run([*script, "--study-name", "formula"], capture_output=True, text=True, cwd=REPO)
     assert other.returncode == 2
-    assert "objective type 'formula' has no config to export; types that export: yolo" in other.stderr
+    assert "objective type 'formula' has no config to export; types that export: cnn, yolo" in other.stderr
