@@ -143,6 +143,8 @@ class Backend:
         checkpoints: File names, relative to a trial's run directory, that a killed trial resumes from,
             in order of preference.
         contour: The pair of hyperparameters the report's contour plot prefers when both are searched.
+        export: ``train_config(settings, params, filename) -> (config, usage)`` writing a trial as the
+            training library's own config (``hpstudy export``), if the backend has one.
     """
 
     name: str
@@ -151,6 +153,7 @@ class Backend:
     probe: str | None = None
     checkpoints: tuple[str, ...] = ()
     contour: tuple[str, str] | None = None
+    export: str | None = None
 
     def settings_class(self) -> type[ObjectiveSettings]:
         from hpstudy.objectives.registry import import_object

@@ -39,6 +39,8 @@ class FunctionSettings(ObjectiveSettings):
         defaults: Values of every hyperparameter the space does not search (the space's values win).
         checkpoint: The file, relative to ``ctx.run_dir``, that the function writes to resume from (a
             ``torch.save`` file or JSON; a truncated one is not resumed from); None: retries start over.
+        epochs: The most steps the function reports (resource-based pruners' ``max_resource``); the
+            function's own epoch count, if it has one, is one of its ``defaults``.
     """
 
     type: str = "function"

@@ -103,15 +103,27 @@ def test_installed_package_imports_from_the_target_only(target: Path, elsewhere:
     assert out[1] == "[]", "a top-level studies/storage/objectives package is importable"
 
 
+#: Objective, space and extra spec keys of each kind of study run from the installed package.
+KINDS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object]]] = {
+    "formula": ({"type": "formula", "steps": 2}, {"x": {"type": "float", "low": 0.0, "high": 1.0}}, {}),
+    "cnn": ({"type": "cnn", "epochs": 1, "max_train_samples": 64, "image_size": 8, "width": 4, "depth": 1},
+            {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}, {}),
+    # The user's own function, in a module beside the spec in the user's directory.
+    "function": ({"type": "function", "target": "my_train:train", "checkpoint": "last.pt",
+                  "defaults": {"lr": 0.1, "momentum": 0.9, "hidden": 8, "batch_size": 64, "epochs": 1}},
+                 {"lr": {"type": "float", "low": 0.01, "high": 0.3, "log": True}},
+                 {"metric": "accuracy", "direction": "maximize"}),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["formula", "cnn"])
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_hpstudy_run_from_an_empty_directory(kind: str, target: Path, elsewhere: Path) -> None:
-    objective = ({"type": "formula", "steps": 2} if kind == "formula" else
-                 {"type": "cnn", "epochs": 1, "max_train_samples": 64, "image_size": 8, "width": 4, "depth": 1})
-    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}} if kind == "formula" else {
-        "lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    objective, space, extra = KINDS[kind]
     spec = {"name": f"installed-{kind}", "objective": objective, "space": space, "n_trials": 2,
-            "sampler": {"name": "random", "seed": 0}, "device": "cpu"}
+            "sampler": {"name": "random", "seed": 0}, "device": "cpu", **extra}
+    if kind == "function":
+        shutil.copy(REPO / "studies" / "examples" / "my_train.py", elsewhere / "my_train.py")
     (elsewhere / "spec.yaml").write_text(yaml.safe_dump(spec))
     before = _files(target)
     command = [str(target / "bin" / "hpstudy")] if kind == "formula" else [sys.executable, "-m", "hpstudy"]

@@ -11,6 +11,7 @@ BACKEND = Backend(
     probe="hpstudy.objectives.cnn.probe:make_step",
     checkpoints=("last.ckpt",),
     contour=("lr", "momentum"),
+    export="hpstudy.objectives.cnn.export:objective_block",
 )
 
 __all__ = ["BACKEND"]

@@ -11,6 +11,7 @@ BACKEND = Backend(
     probe="hpstudy.objectives.yolo.probe:make_step",
     checkpoints=("weights/last.pt",),
     contour=("lr0", "momentum"),
+    export="hpstudy.objectives.yolo.export:train_config",
 )
 
 __all__ = ["BACKEND"]

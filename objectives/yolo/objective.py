@@ -292,8 +292,8 @@ def _cuda_peak(device: str) -> Iterator[dict[str, float]]:
         yield peak
     finally:
         if cuda:
-            peak["peak_memory_measured_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
-            peak["peak_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            peak["cuda_max_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
+            peak["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("hpstudy.studies.worker.launcher:main", "start one worker per GPU slot on this machine"),
     "dashboard": ("hpstudy.studies.inspect.dashboard:main", "serve optuna-dashboard on a storage"),
     "report": ("hpstudy.studies.inspect.report:main", "write a static report (PNGs, CSV, HTML) of a study"),
-    "export": ("hpstudy.studies.inspect.export:main", "write the best trial: Ultralytics config or CNN objective"),
+    "export": ("hpstudy.studies.inspect.export:main", "the best trial as its backend's config (YOLO: Ultralytics)"),
     "postgres": ("hpstudy.storage.pgserver:main", "a local PostgreSQL server: start|stop|status|url|env"),
     "proxy": ("hpstudy.storage.proxy:main", "Optuna's gRPC storage proxy in front of a database"),
     "memory-map": ("hpstudy.studies.cli.tools:memory_map", "draw a study's memory map (PNG)"),

@@ -12,7 +12,7 @@ DEFAULT_SHAPES = {"detect": ("datasets", "shapes"), "classify": ("datasets", "sh
 
 
 def memory_map(argv: Sequence[str] | None = None) -> int:
-    """Draw a study's memory map: the imgsz x batch plane, the budget, the predicted boundary, the trials."""
+    """Draw a study's memory map: its first x batch memory axes, the budget, the predicted boundary, the trials."""
     parser = argparse.ArgumentParser(prog="hpstudy memory-map", description=memory_map.__doc__)
     parser.add_argument("storage")
     parser.add_argument("study")

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from hpstudy.studies.inspect.annotate import (
     LEGACY_CONSTRAINTS_ATTR,
-    MEMORY_BUDGET_ATTR,
     is_feasible,
     set_constraint,
     study_note_markdown,
     write_study_note,
 )
 from hpstudy.studies.inspect.dashboard import DashboardServer, create_server
-from hpstudy.studies.inspect.plots import plot_memory_map
 from hpstudy.studies.inspect.report import SECTIONS, Report, write_report
+from hpstudy.studies.memory.plot import plot_memory_map
 
 __all__ = [
     "LEGACY_CONSTRAINTS_ATTR",
-    "MEMORY_BUDGET_ATTR",
     "SECTIONS",
     "DashboardServer",
     "Report",

@@ -13,9 +13,6 @@ import optuna
 
 SPEC_ATTR = "hpstudy.spec"  # written by studies.build; repeated here so reading it needs no import of build
 LEGACY_CONSTRAINTS_ATTR = "constraints"  # the only form optuna-dashboard 0.21 reads
-MEMORY_BUDGET_ATTR = "memory_budget_mib"  # study user attr: the memory budget in MiB
-PEAK_MEASURED_ATTR = "peak_memory_measured_mib"
-PEAK_PREDICTED_ATTR = "peak_memory_predicted_mib"
 
 
 def set_constraint(trial: optuna.Trial | optuna.trial.FrozenTrial, values: Mapping[str, float]) -> None:

@@ -1,5 +1,6 @@
-"""Export a study's best trial: a YOLO study's as an Ultralytics config (``yolo train cfg=best.yaml``
-reproduces it), a CNN study's as the ``objective:`` block of a spec. Test-split figures go in the header.
+"""Export a study's best trial as its training library's own config, through the backend's ``export``
+(YOLO: an Ultralytics config, ``yolo train cfg=best.yaml`` reproduces it; CNN: the ``objective:`` block of a
+spec). Test-split figures go in the header.
 
 The study carries its spec summary (``study.user_attrs["hpstudy.spec"]``, see :mod:`studies.build`), so the
 fixed settings come from the storage too; no spec file is needed.
@@ -16,15 +17,16 @@ from typing import Any
 import optuna
 import yaml
 
+from hpstudy.objectives import ConfigError, ObjectiveSettings
 from hpstudy.studies.errors import SpecError, exit_2_on_user_error
 from hpstudy.studies.study.build import SPEC_ATTR
 
 
 def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | None = None) -> Path:
-    """Write the chosen trial's Ultralytics train arguments (fixed settings and sampled values) to ``out``.
+    """Write the chosen trial's training config (fixed settings and sampled values) to ``out``.
 
     Args:
-        study: A study made by hpstudy with ``objective.type: yolo``.
+        study: A study made by hpstudy whose backend exports (``objective.type: yolo``).
         out: The YAML file to write.
         trial_number: Which trial; required for multi-objective studies (one of the Pareto trials),
             the best trial by default otherwise.
@@ -33,21 +35,13 @@ def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | Non
         The written file.
 
     Raises:
-        SpecError: Not a YOLO study, no finished trial, or a trial that is not among the best.
+        SpecError: A backend without export, no finished trial, or a trial that is not among the best.
     """
-    objective = (study.user_attrs.get(SPEC_ATTR) or {}).get("objective") or {}
-    if objective.get("type") == "cnn":
-        trial = pick_trial(study, trial_number)
-        config = {"objective": {**objective, **trial.params}}
-        use = "# use: as the objective: block of a spec with no space (or hpstudy run SPEC --set ...)\n"
-    else:
-        settings = _yolo_settings(study)
-        trial = pick_trial(study, trial_number)
-        config = settings.train_kwargs(trial.params)
-        config.pop("val", None)  # Ultralytics' default; kept out so the file holds only the choices
-        use = f"# use: yolo train cfg={Path(out).name}  or  YOLO(model).train(cfg='{Path(out).name}')\n"
+    settings, exporter = _exporter(study)
+    trial = pick_trial(study, trial_number)
+    config, usage = exporter(settings, trial.params, Path(out).name)
     header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n"
-              + test_figures_line(trial, study.metric_names or ()) + use)
+              + test_figures_line(trial, study.metric_names or ()) + f"# use: {usage}\n")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(_plain(config), sort_keys=False))
@@ -83,15 +77,23 @@ def pick_trial(study: optuna.Study, trial_number: int | None) -> optuna.trial.Fr
     return chosen
 
 
-def _yolo_settings(study: optuna.Study) -> Any:
-    from hpstudy.objectives.yolo.config import YOLOSettings
+def _exporter(study: optuna.Study) -> tuple[ObjectiveSettings, Any]:
+    """The study's settings (from its stored spec) and its backend's export function."""
+    from hpstudy.objectives import backends, get_backend
+    from hpstudy.objectives.registry import import_object
 
     summary = study.user_attrs.get(SPEC_ATTR) or {}
     objective = summary.get("objective") or {}
-    if objective.get("type") != "yolo":
-        raise SpecError(study.study_name, "objective.type", "only YOLO studies export an Ultralytics config "
-                        f"(this one is {objective.get('type')!r})")
-    return YOLOSettings.model_validate(objective)
+    type_name = str(objective.get("type"))
+    try:
+        backend = get_backend(type_name)
+    except ConfigError as err:
+        raise SpecError(study.study_name, "objective.type", err.message) from None
+    if backend.export is None:
+        exporting = [name for name in sorted(backends()) if get_backend(name).export]
+        raise SpecError(study.study_name, "objective.type", f"objective type {type_name!r} has no config to "
+                        f"export; types that export: {', '.join(exporting)}")
+    return backend.settings_class().model_validate(objective), import_object(backend.export)
 
 
 def _plain(config: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/export_best.py``: returns the process exit status."""
     from hpstudy.storage import open_storage, resolve_url
 
-    parser = argparse.ArgumentParser(prog="export_best.py", description="Write a YOLO study's best trial "
-                                     "as an Ultralytics config (yolo train cfg=best.yaml), a CNN study's "
-                                     "as a spec objective block.")
+    parser = argparse.ArgumentParser(prog="export_best.py", description="Write a study's best trial as its "
+                                     "training library's config (YOLO: yolo train cfg=best.yaml).")
     parser.add_argument("--storage", help="storage URL (default: sqlite:///storage/hpstudy.db)")
     parser.add_argument("--study-name", required=True)
     parser.add_argument("--out", default="best.yaml", help="the YAML to write (default: best.yaml)")

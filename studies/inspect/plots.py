@@ -6,8 +6,6 @@ Each ``plot_*`` function draws on axes it is given, or returns a new figure wher
 
 from __future__ import annotations
 
-import math
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,25 +15,18 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpstudy.studies.inspect.annotate import (
-    MEMORY_BUDGET_ATTR,
-    PEAK_MEASURED_ATTR,
-    PEAK_PREDICTED_ATTR,
-    SPEC_ATTR,
-    is_feasible,
-)
+from hpstudy.objectives import ConfigError, get_backend
+from hpstudy.studies.inspect.annotate import SPEC_ATTR, is_feasible
+from hpstudy.studies.memory.plot import memory_axes, plot_memory_map  # noqa: F401  (one map: the report's)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-IMGSZ_PARAMS = ("imgsz",)
-BATCH_PARAMS = ("batch", "batch_size")
-CONTOUR_PREFERENCES = (("lr0", "momentum"), ("lr", "momentum"))
+    from hpstudy.objectives import Backend
+
 STATE_COLORS = {"COMPLETE": "tab:blue", "PRUNED": "tab:orange", "FAIL": "tab:red", "RUNNING": "tab:gray",
                 "WAITING": "tab:gray"}
-_UNITS = {"kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2,
-          "kb": 1e3 / 2**20, "mb": 1e6 / 2**20, "gb": 1e9 / 2**20, "tb": 1e12 / 2**20}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -174,16 +165,31 @@ def plot_parallel(study: optuna.Study) -> Figure:
 
 
 def contour_params(study: optuna.Study) -> list[str]:
-    """The two parameters of the contour: lr0/lr x momentum when searched, else the two most important."""
+    """The two parameters of the contour: the backend's preferred pair when searched, else the two most
+    important (the pair is the ``contour`` of the study's backend, found from its stored spec)."""
     names = searched_params(study)
-    for pair in CONTOUR_PREFERENCES:
-        if all(p in names for p in pair):
-            return list(pair)
+    backend = study_backend(study)
+    pair = backend.contour if backend is not None else None
+    if pair is not None and all(p in names for p in pair):
+        return list(pair)
     try:
         ranked = list(param_importances(study, "ped_anova"))
     except (ValueError, RuntimeError):
         ranked = names
     return ranked[:2]
+
+
+def study_backend(study: optuna.Study) -> Backend | None:
+    """The descriptor of the study's ``objective.type`` (from its stored spec), or None when unknown here."""
+    spec = study.user_attrs.get(SPEC_ATTR)
+    objective = spec.get("objective") if isinstance(spec, Mapping) else None
+    type_name = objective.get("type") if isinstance(objective, Mapping) else None
+    if not isinstance(type_name, str):
+        return None
+    try:
+        return get_backend(type_name)
+    except ConfigError:  # a plug-in not installed where the report runs: no preference
+        return None
 
 
 def plot_contour(study: optuna.Study) -> Figure:
@@ -352,145 +358,8 @@ def plot_learning_curves(study: optuna.Study) -> Figure:
 
 
 def memory_params(study: optuna.Study) -> tuple[str, str] | None:
-    """The (image size, batch) parameter names when the study searched both, else None."""
-    names = searched_params(study)
-    imgsz = next((n for n in IMGSZ_PARAMS if n in names), None)
-    batch = next((n for n in BATCH_PARAMS if n in names), None)
-    return (imgsz, batch) if imgsz and batch else None
+    """The memory map's (first, batch) axes when the study holds a memory model, else None."""
+    axes = memory_axes(study)
+    return (axes[0], axes[-1]) if axes else None
 
 
-def memory_budget_mib(study: optuna.Study) -> float | None:
-    """The memory budget in MiB from the study's attributes.
-
-    Read from the study user attr ``memory_budget_mib``; else from the stored spec's
-    ``memory.budget`` when it is absolute (``"20GiB"``), or a fraction with the study user attr
-    ``device_memory_mib``.
-    """
-    value = study.user_attrs.get(MEMORY_BUDGET_ATTR)
-    if isinstance(value, int | float):
-        return float(value)
-    spec = study.user_attrs.get(SPEC_ATTR)
-    budget = (spec.get("memory") or {}).get("budget") if isinstance(spec, Mapping) else None
-    if isinstance(budget, str):
-        return parse_memory(budget)
-    total = study.user_attrs.get("device_memory_mib")
-    if isinstance(budget, int | float) and 0 < budget <= 1 and isinstance(total, int | float):
-        return float(budget) * float(total)
-    return None
-
-
-def parse_memory(text: str) -> float | None:
-    """``"20GiB"`` -> 20480.0 (MiB); None when the text is no size."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]i?b)\s*", text.lower())
-    if not match:
-        return None
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _peak(trial: FrozenTrial) -> tuple[float | None, bool]:
-    """(peak MiB, measured?) from the trial's attributes: measured first, else predicted."""
-    for attr, measured in ((PEAK_MEASURED_ATTR, True), (PEAK_PREDICTED_ATTR, False)):
-        value = trial.user_attrs.get(attr)
-        if isinstance(value, int | float) and value > 0:
-            return float(value), measured
-    return None, False
-
-
-def fit_memory_law(pixels: Sequence[float], mib: Sequence[float]) -> tuple[float, float] | None:
-    """Fit ``mib = c * pixels**a`` (pixels = batch x imgsz^2) in log-log; None with < 2 distinct sizes."""
-    x, y = np.log(np.asarray(pixels, float)), np.log(np.asarray(mib, float))
-    if len(set(np.round(x, 9))) < 2:
-        return None
-    a, log_c = np.polyfit(x, y, 1)
-    return float(math.exp(log_c)), float(a)
-
-
-def plot_memory_map(study: optuna.Study, ax: Axes) -> bool:
-    """Image size x batch map of peak memory, with the budget line, from stored attributes only.
-
-    Points are trials (measured peak: filled circle; predicted only: triangle; infeasible: red cross;
-    failed: black x). The budget line is where a power law ``c * (batch*imgsz^2)^a`` fitted on the
-    measured peaks (the predicted ones when none is measured) reaches the budget.
-
-    Args:
-        study: A study that searched ``imgsz`` and ``batch`` (or ``batch_size``).
-        ax: Where to draw.
-
-    Returns:
-        Whether a budget line was drawn.
-    """
-    pair = memory_params(study)
-    if pair is None:
-        _message(ax, "the study did not search imgsz and batch")
-        return False
-    imgsz_name, batch_name = pair
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if imgsz_name in t.params and batch_name in t.params:
-            rows.append((float(t.params[imgsz_name]), float(t.params[batch_name]), *_peak(t), t))
-    _scatter_memory(ax, rows)
-    drawn = _draw_budget(ax, rows, memory_budget_mib(study))
-    ax.set_xlabel(imgsz_name)
-    ax.set_ylabel(batch_name)
-    _value_ticks(ax, rows)
-    ax.set_title("Peak memory by image size x batch")
-    ax.legend(loc="best", fontsize=8)
-    return drawn
-
-
-def _value_ticks(ax: Axes, rows: list[tuple[float, float, float | None, bool, FrozenTrial]]) -> None:
-    """Log axes labelled with the searched values themselves (320, 640, ...), not powers of two."""
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    if rows:
-        ax.set_xticks(sorted({r[0] for r in rows}), [f"{v:g}" for v in sorted({r[0] for r in rows})])
-        ax.set_yticks(sorted({r[1] for r in rows}), [f"{v:g}" for v in sorted({r[1] for r in rows})])
-        ax.minorticks_off()
-
-
-def _scatter_memory(ax: Axes, rows: list[tuple[float, float, float | None, bool, FrozenTrial]]) -> None:
-    with_mem = [r for r in rows if r[2] is not None]
-    values = [float(r[2] or 0) for r in with_mem]
-    norm = None
-    if values:
-        from matplotlib.colors import Normalize
-
-        norm = Normalize(min(values), max(values))
-    for measured, marker, label in ((True, "o", "measured peak"), (False, "^", "predicted peak")):
-        part = [r for r in with_mem if r[3] is measured]
-        if part:
-            sc = ax.scatter([r[0] for r in part], [r[1] for r in part], c=[float(r[2] or 0) for r in part],
-                            cmap="viridis", norm=norm, marker=marker, s=60, edgecolors="k", label=label)
-    if values:
-        ax.figure.colorbar(sc, ax=ax, label="peak memory (MiB)")
-    bad = [r for r in rows if r[4].state == TrialState.COMPLETE and not is_feasible(r[4])]
-    if bad:
-        ax.scatter([r[0] for r in bad], [r[1] for r in bad], marker="s", s=160, facecolors="none",
-                   edgecolors="tab:red", linewidths=2, label="infeasible (over budget)")
-    failed = [r for r in rows if r[4].state == TrialState.FAIL]
-    if failed:
-        ax.scatter([r[0] for r in failed], [r[1] for r in failed], marker="x", s=70, c="k", label="failed")
-    if not rows:
-        _message(ax, "no trial has imgsz and batch yet")
-
-
-def _draw_budget(ax: Axes, rows: list[tuple[float, float, float | None, bool, FrozenTrial]],
-                 budget: float | None) -> bool:
-    if budget is None or not rows:
-        return False
-    measured = [r for r in rows if r[2] is not None and r[3]]
-    basis = measured if len({r[0] * r[0] * r[1] for r in measured}) >= 2 else [
-        r for r in rows if r[2] is not None]
-    fit = fit_memory_law([r[0] ** 2 * r[1] for r in basis], [float(r[2] or 0) for r in basis])
-    if fit is None:
-        return False
-    c, a = fit
-    pixels_at_budget = (budget / c) ** (1 / a)
-    sizes = np.geomspace(min(r[0] for r in rows) / 1.5, max(r[0] for r in rows) * 1.5, 100)
-    batches = pixels_at_budget / sizes**2
-    top = max(r[1] for r in rows) * 4
-    ax.plot(sizes, batches, "r--", lw=2, label=f"budget {budget:,.0f} MiB (fit: a={a:.2f})")
-    ax.fill_between(sizes, batches, top, color="tab:red", alpha=0.08)
-    ax.set_xlim(sizes[0], sizes[-1])
-    ax.set_ylim(min(r[1] for r in rows) / 1.5, max(r[1] for r in rows) * 1.5)
-    return True

@@ -89,7 +89,7 @@ def _skip_intermediate(study: optuna.Study) -> str | None:
 
 
 def _skip_memory(study: optuna.Study) -> str | None:
-    return None if plots.memory_params(study) else "the study did not search imgsz and batch"
+    return None if plots.memory_params(study) else "the study has no memory model (it ran without memory:)"
 
 
 def _skip_pareto(study: optuna.Study) -> str | None:
@@ -156,7 +156,7 @@ SECTIONS: dict[str, Section] = {
         "Where in each parameter's range do the good trials lie: is the optimum at an edge of the range?",
         _needs_params(1), plots.plot_slices),
     "memory_map": Section(
-        "memory_map.png", "Memory map: image size x batch",
+        "memory_map.png", "Memory map: predicted peak over the memory axes, the budget line, the trials",
         "Where does the memory boundary lie? Trials by peak memory (measured or predicted), the budget "
         "line, and the trials that went over it.",
         _skip_memory, _on_axes(plots.plot_memory_map, 7.5, 5.5)),

@@ -25,9 +25,6 @@ import numpy as np
 
 Source = Literal["probe", "trial"]
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB|KB|MB|GB|TB)\s*$", re.IGNORECASE)
-_UNITS_MIB = {"kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2,
-              "kb": 1e3 / 2**20, "mb": 1e6 / 2**20, "gb": 1e9 / 2**20, "tb": 1e12 / 2**20}
 _FIXED_GRID = 32
 _PRIOR_WEIGHT = 2.0
 # An OOM far above the prediction says more about the moment (another process on the card, fragmentation)
@@ -40,15 +37,23 @@ class NotEnoughObservations(ValueError):
 
 
 def parse_size_mib(text: str) -> float:
-    """``"20GiB"`` -> 20480.0; ``"512MiB"``, ``"1.5 GB"`` and the like.
+    """``"20GiB"`` -> 20480.0; ``"512MiB"``, ``"1.5 GB"`` and the like (pydantic's ``ByteSize``, unit required).
 
     Raises:
         ValueError: Not a positive size with a unit.
     """
-    match = _SIZE.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError("expected a fraction in (0, 1] or a size such as '20GiB' or '512MiB'")
-    return float(match.group(1)) * _UNITS_MIB[match.group(2).lower()]
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    problem = "expected a fraction in (0, 1] or a size such as '20GiB' or '512MiB'"
+    if not re.search(r"[0-9]\s*[a-zA-Z]", text):  # a bare number would be bytes to ByteSize: refuse it
+        raise ValueError(problem)
+    try:
+        size = TypeAdapter(ByteSize).validate_python(text.strip())
+    except ValidationError:
+        raise ValueError(problem) from None
+    if size <= 0:
+        raise ValueError(problem)
+    return float(size) / 2**20
 
 
 def resolve_budget_mib(budget: float | str, total_mib: float) -> float:

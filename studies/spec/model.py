@@ -64,7 +64,7 @@ class MemorySpec(BaseModel):
         axes = self.axes or settings.memory_axes()
         if not axes:
             raise ConfigError("memory.axes", f"objective {settings.type!r} names no memory axes; give them, "
-                              "batch last, e.g. axes: [imgsz, batch]")
+                              "batch last, e.g. axes: [data.image_size, data.batch_size]")
         fields = settings.setting_values()
         for name in axes:
             if name not in fields:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from hpstudy.objectives import TrialContext, load_objective
 from hpstudy.objectives.lightning.trainer import MetricNotLogged
 from hpstudy.storage import open_storage
 from hpstudy.studies import Worker, load_spec, open_study
-from hpstudy.studies.cli.run import main
 from hpstudy.studies.errors import SpecError
 from support.workers import Workers, wait_for
 
@@ -172,11 +171,14 @@ def test_the_example_runs(tmp_path: Path, sqlite_url: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_memory_budget_profiles_the_users_module_on_the_users_data(tmp_path: Path, sqlite_url: str) -> None:
+def test_a_memory_budget_profiles_the_users_module_on_the_users_data(tmp_path: Path, sqlite_url: str,
+                                                                      run_cli: Callable[..., Any]) -> None:
     memory = {"budget": "300MiB", "axes": ["model.hidden", "data.batch_size"], "profile_levels": 2,
               "profile_max_points": 4}
     path = _spec(tmp_path, memory=memory, objective={"epochs": 1}, pruner={"name": "none"})
-    assert main([str(path), "--storage", sqlite_url, "--quiet"]) == 0
+    # In a process of its own: the CPU probe's fork server would outlive the test in this one.
+    proc = run_cli(str(path), "--storage", sqlite_url, "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     study = optuna.load_study(study_name=f"lit-{tmp_path.name}", storage=sqlite_url)
     profile = study.user_attrs["memory.probe:cpu"]
     assert 3 <= len(profile) <= 4

@@ -84,7 +84,7 @@ def test_script_refuses_unknown_study_and_non_yolo(write_spec: Callable[..., Pat
     assert "error: --study-name: no study 'nope' in this storage" in missing.stderr
     other = subprocess.run([*script, "--study-name", "formula"], capture_output=True, text=True, cwd=REPO)
     assert other.returncode == 2
-    assert "only YOLO studies export an Ultralytics config" in other.stderr
+    assert "objective type 'formula' has no config to export; types that export: cnn, yolo" in other.stderr
 
 
 def test_a_cnn_study_exports_its_objective_block_with_the_test_figures(

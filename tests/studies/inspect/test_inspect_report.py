@@ -12,10 +12,8 @@ from pathlib import Path
 import matplotlib
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from hpstudy.studies.inspect import MEMORY_BUDGET_ATTR, SECTIONS, plot_memory_map, set_constraint, write_report
-from hpstudy.studies.inspect.plots import fit_memory_law, parse_memory
+from hpstudy.studies.inspect import SECTIONS, plot_memory_map, write_report
 from hpstudy.studies.inspect.report import main
 
 matplotlib.use("Agg")
@@ -69,7 +67,7 @@ def test_formula_report_skips_what_does_not_apply(tmp_path: Path, study_factory:
     assert set(report.files) >= COMMON
     assert set(report.skipped) == {"memory_map.png", "pareto_front.png", "confusion_matrix.png",
                                    "learning_curves.png"}
-    assert "imgsz and batch" in report.skipped["memory_map.png"]
+    assert "no memory model" in report.skipped["memory_map.png"]
     _check_html(report.files["index.html"], {n for n in report.files if n.endswith(".png")})
     rows = list(csv.DictReader(report.files["leaderboard.csv"].open()))
     infeasible = [r for r in rows if r["feasible"] == "False"]
@@ -91,57 +89,14 @@ def test_multi_objective_report_draws_the_pareto_front(tmp_path: Path,
     assert (tmp_path / "pareto.png").stat().st_size > 5_000
 
 
-def _memory_study(budget: float | None) -> optuna.Study:
-    """Trials over imgsz x batch whose peaks follow 0.001 * (batch*imgsz^2)^0.95 MiB."""
-    study = optuna.create_study(study_name="yolo-memory")
-    if budget is not None:
-        study.set_user_attr(MEMORY_BUDGET_ATTR, budget)
-    dists = {"imgsz": CategoricalDistribution([320, 640, 1280]),
-             "batch": CategoricalDistribution([8, 32, 128]), "lr0": FloatDistribution(1e-4, 1e-1, log=True)}
-    sizes = [(320, 8), (320, 32), (640, 8), (640, 32), (640, 128), (1280, 32), (1280, 128)]
-    for i, (s, b) in enumerate(sizes):
-        peak = 0.001 * (b * s * s) ** 0.95
-        attr = "peak_memory_measured_mib" if i < 5 else "peak_memory_predicted_mib"
-        trial = optuna.trial.create_trial(params={"imgsz": s, "batch": b, "lr0": 10 ** -(1 + i % 3)},
-                                          distributions=dists, value=1.0 / (i + 1), user_attrs={attr: peak})
-        set_constraint(trial, {"memory": peak - (budget or 1e12)})
-        study.add_trial(trial)
-    return study
-
-
-def test_memory_map_draws_the_budget_line_from_stored_attributes() -> None:
+def test_a_study_without_a_memory_model_gets_no_memory_map(study_factory: Callable[..., optuna.Study]) -> None:
     import matplotlib.pyplot as plt
 
-    budget = 0.001 * (32 * 1280 * 1280) ** 0.95 * 0.9  # 1280x32 and 1280x128 lie over it
-    study = _memory_study(budget)
+    study = study_factory(n_trials=3)
+    assert SECTIONS["memory_map"].skip(study) == "the study has no memory model (it ran without memory:)"
     fig, ax = plt.subplots()
-    assert plot_memory_map(study, ax)
-    labels = ax.get_legend_handles_labels()[1]
+    assert not plot_memory_map(study, ax)
     plt.close(fig)
-    assert any(label.startswith("budget") and "a=0.95" in label for label in labels)
-    assert "infeasible (over budget)" in labels
-    assert "measured peak" in labels
-    assert "predicted peak" in labels
-    assert SECTIONS["memory_map"].skip(study) is None
-
-
-def test_memory_map_without_a_budget_draws_points_only() -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    assert not plot_memory_map(_memory_study(None), ax)
-    plt.close(fig)
-
-
-def test_fit_memory_law_and_sizes() -> None:
-    fit = fit_memory_law([1e5, 1e6, 1e7], [0.002 * p**0.9 for p in (1e5, 1e6, 1e7)])
-    assert fit is not None
-    c, a = fit
-    assert a == pytest.approx(0.9)
-    assert c == pytest.approx(0.002)
-    assert fit_memory_law([1e5, 1e5], [1.0, 2.0]) is None
-    assert parse_memory("20GiB") == 20480.0
-    assert parse_memory("0.85") is None
 
 
 def test_report_command_lists_studies_when_the_name_is_wrong(
