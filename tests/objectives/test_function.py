@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from hpstudy.storage import open_storage
 from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
+from hpstudy.studies.worker import run_root
 from support.workers import Workers, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
@@ -200,7 +201,7 @@ def test_a_killed_trial_resumes_from_the_functions_checkpoint(tmp_path: Path, wo
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
     assert retry.state == TrialState.COMPLETE, workers.output()[-3000:]
     assert retry.params == killed.params
-    checkpoint = tmp_path / "artifacts" / name / str(killed.number) / "last.pt"
+    checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / "last.pt"
     assert retry.user_attrs["resumed_from"] == str(checkpoint)
     assert retry.user_attrs["first_epoch"] >= reported + 1  # only the epochs after the checkpoint ran
     assert sorted(retry.intermediate_values) == list(range(epochs))

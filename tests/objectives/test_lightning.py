@@ -19,6 +19,7 @@ from hpstudy.objectives.lightning.trainer import MetricNotLogged
 from hpstudy.storage import open_storage
 from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
+from hpstudy.studies.worker import run_root
 from support.workers import Workers, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
@@ -231,7 +232,7 @@ def test_a_killed_trial_resumes_from_its_epoch_checkpoint(tmp_path: Path, worker
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
     assert retry.state == TrialState.COMPLETE, [t.user_attrs.get("fail_reason") for t in trials]
     assert retry.params == killed.params
-    checkpoint = tmp_path / "artifacts" / name / str(killed.number) / "last.ckpt"
+    checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / "last.ckpt"
     assert retry.user_attrs["resumed_from"] == str(checkpoint)
     assert retry.user_attrs["epochs_run"] == epochs
     assert sorted(retry.intermediate_values) == list(range(epochs))
