@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from rich.console import Console
@@ -69,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     silence_optuna()
+    say_warnings()
     spec = load_spec(args.spec, flag_overrides(args))
     url = resolve_url(spec.storage)
     storage = open_storage(url)
@@ -86,6 +89,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[yellow]interrupted by {result.interrupted}[/]: the running trial is marked FAIL; "
                       "run the same command again to resume.")
     return exit_code(result)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (a caller or a test may have replaced it since)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def say_warnings() -> None:
+    """hpstudy's own warnings (a default replaced, a second writer...) go to stderr as plain lines."""
+    logger = logging.getLogger("hpstudy")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
 
 
 def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
