@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resume a study whose stored objective settings differ from the spec's "
                         "(recorded on the study; later trials record the settings they ran with)")
     parser.add_argument("--quiet", action="store_true", help="no line per trial")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the trainer's own output live (it always goes to <run dir>/train.log)")
     return parser
 
 
@@ -69,7 +71,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    console = Console(stderr=False, highlight=False)
+    # Bound to this stdout: while a trial trains, sys.stdout points at its train.log.
+    console = Console(file=sys.stdout, highlight=False)
     silence_optuna()
     say_warnings()
     spec = load_spec(args.spec, flag_overrides(args))
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        sampler=memory_sampler(spec, memory))
     if memory is not None:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
-    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory))
+    result = _run(spec, study, console, quiet=args.quiet, verbose=args.verbose, hooks=memory_hooks(memory))
     print_summary(console, study, storage_url=url, artifacts=str(run_root(artifacts_root(spec), study)))
     if result.gave_up:
         print(result.gave_up, file=sys.stderr)
@@ -113,7 +116,7 @@ def say_warnings() -> None:
         logger.addHandler(handler)
 
 
-def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
+def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool, verbose: bool = False,
          hooks: list[TrialHook] | None = None) -> WorkerResult:
     device = resolve_device(spec.device)
     done = count_finished(study)
@@ -129,5 +132,6 @@ def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
             if not quiet:
                 progress.console.print(trial_line(trial), markup=False, soft_wrap=True)
 
-        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [])
+        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [],
+                        verbose=verbose)
         return worker.run()

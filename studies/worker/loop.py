@@ -61,6 +61,7 @@ class Worker:
         device: Resolved device, ``cpu``/``cuda``/``cuda:N``.
         hooks: Trial hooks, called in order.
         on_trial_end: Called with every finished frozen trial (progress display).
+        verbose: Show the trainer's own output live (it always goes to the run directory's ``train.log``).
     """
 
     spec: StudySpec
@@ -69,6 +70,7 @@ class Worker:
     device: str = "cpu"
     hooks: list[TrialHook] = field(default_factory=list)
     on_trial_end: Callable[[optuna.trial.FrozenTrial], None] | None = None
+    verbose: bool = False
     _interrupt: InterruptState = field(default_factory=InterruptState)
 
     def __post_init__(self) -> None:
@@ -79,7 +81,8 @@ class Worker:
         self.trial_runner = TrialRunner(spec=self.spec, study=self.study, objective=self.objective,
                                         device=self.device, hooks=self.hooks, interrupt=self._interrupt,
                                         artifacts_root=self.artifacts_root,
-                                        store=artifact_store(self.artifacts_root / "_store"))
+                                        store=artifact_store(self.artifacts_root / "_store"),
+                                        verbose=self.verbose)
         self.failures = FailureBudget(self.spec.max_consecutive_failures)
 
     @property
