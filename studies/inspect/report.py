@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 KEY_ATTRS = ("epochs_run", "wall_time_s", "train_time_s", "peak_memory_predicted_mib",
-             "peak_memory_measured_mib", "param_count", "device", "run_dir", "fail_reason")
+             "peak_memory_measured_mib", "param_count", "device", "objective_version", "run_dir",
+             "fail_reason")
 HTML_LEADERBOARD_ROWS = 50
 
 

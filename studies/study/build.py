@@ -192,9 +192,15 @@ def _store_or_wait_for_uid(study: optuna.Study, created: bool) -> None:
     if created:
         study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
         return
-    deadline = time.monotonic() + UID_WAIT_SECONDS
+    attrs = study.user_attrs
+    if attrs.get(UID_ATTR) is not None:
+        return
+    # Made before ids existed (it has a spec or trials already): it gets one now. Otherwise another worker
+    # has just created it and stores the id next: wait for that one rather than racing it with another.
+    legacy = SPACE_ATTR in attrs or bool(study.get_trials(deepcopy=False))
+    deadline = time.monotonic() + (0.0 if legacy else UID_WAIT_SECONDS)
     while study.user_attrs.get(UID_ATTR) is None:
-        if time.monotonic() >= deadline:  # a study made before ids existed, or its creator died
+        if time.monotonic() >= deadline:  # legacy, or its creator died before storing the id
             study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
             return
         time.sleep(0.1)  # polling the storage: the creator writes the id right after creating the study
