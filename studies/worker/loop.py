@@ -32,6 +32,8 @@ POLL_SECONDS = 2.0
 SWEEP_SECONDS = 30.0
 #: A full garbage collection takes ~0.1 s with torch loaded: worth it after training, not after a formula.
 GC_MIN_TRIAL_SECONDS = 5.0
+#: Exit status of a worker whose failure budget ran out (the launcher does not restart it).
+FAILURE_BUDGET_EXIT = 3
 #: Signals whose stopped trial is queued again (a scheduler preempting the job), not just failed.
 REQUEUE_SIGNALS = ("SIGTERM",)
 
@@ -195,10 +197,10 @@ def resolve_device(device: str) -> str:
 
 
 def exit_code(result: WorkerResult) -> int:
-    """Shell exit status: 0; 128 + the signal number when interrupted; 1 when the failure budget ran out."""
+    """Shell exit status: 0; 128 + the signal number when interrupted; 3 when the failure budget ran out."""
     if result.interrupted:
         return signal_exit_code(result.interrupted)
-    return 1 if result.gave_up else 0
+    return FAILURE_BUDGET_EXIT if result.gave_up else 0
 
 
 _TRIAL_FAILED = re.compile(r"Trial \d+ failed")
