@@ -224,7 +224,7 @@ def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str,
         study.set_user_attr(OBJECTIVE_ATTR, current)
         return
     changed = {k: [stored.get(k), current.get(k)] for k in sorted(set(stored) | set(current))
-               if stored.get(k) != current.get(k) and k not in spec.space}
+               if not _same(stored.get(k), current.get(k)) and k not in spec.space}
     if not changed:
         return
     if not allow_change:
@@ -236,6 +236,11 @@ def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str,
                {"from_trial": len(study.get_trials(deepcopy=False)), "changed": changed}]
     study.set_user_attr(OBJECTIVE_CHANGES_ATTR, changes)
     study.set_user_attr(OBJECTIVE_ATTR, current)
+
+
+def _same(stored: Any, current: Any) -> bool:
+    """Equal as stored (JSON): NaN equals NaN, a tuple equals the list it was stored as."""
+    return json.dumps(stored, sort_keys=True) == json.dumps(current, sort_keys=True)
 
 
 def objective_marks(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
