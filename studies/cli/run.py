@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from rich.console import Console
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share this worker's device with the other workers on it: start a trial only "
                         "when its predicted peak fits what their running trials have not reserved "
                         "(needs memory: in the spec; launch_workers.py --per-gpu auto sets it)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the trainer's own output live (it always goes to <run dir>/train.log)")
     return parser
 
 
@@ -71,8 +75,10 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    console = Console(stderr=False, highlight=False)
+    # Bound to this stdout: while a trial trains, sys.stdout points at its train.log.
+    console = Console(file=sys.stdout, highlight=False)
     silence_optuna()
+    say_warnings()
     spec = load_spec(args.spec, flag_overrides(args))
     if args.share_gpu and spec.memory is None:
         raise SpecError(args.spec, "memory", "--share-gpu admits trials by their predicted memory: set "
@@ -85,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        sampler=memory_sampler(spec, memory))
     if memory is not None:
         memory.prepare(study)  # profiles this device once per study (seconds), then fits the model
-    result = _run(spec, study, console, quiet=args.quiet, hooks=memory_hooks(memory, share_device=args.share_gpu))
+    result = _run(spec, study, console, quiet=args.quiet, verbose=args.verbose,
+                  hooks=memory_hooks(memory, share_device=args.share_gpu))
     print_summary(console, study, storage_url=url, artifacts=str(run_root(artifacts_root(spec), study)))
     if result.gave_up:
         print(result.gave_up, file=sys.stderr)
@@ -95,7 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code(result)
 
 
-def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (a caller or a test may have replaced it since)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def say_warnings() -> None:
+    """hpstudy's own warnings (a default replaced, a second writer...) go to stderr as plain lines."""
+    logger = logging.getLogger("hpstudy")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
+def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool, verbose: bool = False,
          hooks: list[TrialHook] | None = None) -> WorkerResult:
     device = resolve_device(spec.device)
     done = count_finished(study)
@@ -111,5 +140,6 @@ def _run(spec: StudySpec, study: optuna.Study, console: Console, *, quiet: bool,
             if not quiet:
                 progress.console.print(trial_line(trial), markup=False, soft_wrap=True)
 
-        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [])
+        worker = Worker(spec=spec, study=study, device=device, on_trial_end=on_end, hooks=hooks or [],
+                        verbose=verbose)
         return worker.run()

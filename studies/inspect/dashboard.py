@@ -87,7 +87,10 @@ def create_server(storage_url: str | None = None, *, host: str = DEFAULT_HOST, p
     from optuna_dashboard import wsgi
 
     url = resolve_url(storage_url)
-    storage = open_storage(url, heartbeat_interval=None, max_retry=None)
+    # A reader: no SQLite writer lock (the runner would warn of a second writer), no heartbeat thread.
+    # Its few writes (notes, a user's edits) wait for the runner's commits under the busy timeout, and WAL
+    # lets the runner write while the dashboard reads.
+    storage = open_storage(url, heartbeat_interval=0, max_retry=0, writer=False)
     if write_notes:
         _write_missing_notes(storage)
     store = artifact_store(artifacts) if artifacts is not None else None

@@ -19,6 +19,7 @@ import yaml
 
 from hpstudy.objectives import ConfigError, ObjectiveSettings
 from hpstudy.studies.errors import SpecError, exit_2_on_user_error
+from hpstudy.studies.inspect.best import TIE_BREAK, pareto_set
 from hpstudy.studies.study.build import SPEC_ATTR
 
 
@@ -28,8 +29,8 @@ def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | Non
     Args:
         study: A study made by hpstudy whose backend exports (``objective.type: yolo``).
         out: The YAML file to write.
-        trial_number: Which trial; required for multi-objective studies (one of the Pareto trials),
-            the best trial by default otherwise.
+        trial_number: Which trial: one of the best (the Pareto set when multi-objective); by default the
+            best, first by the order the summary and the report use.
 
     Returns:
         The written file.
@@ -40,7 +41,10 @@ def export_best(study: optuna.Study, out: str | Path, *, trial_number: int | Non
     settings, exporter = _exporter(study)
     trial = pick_trial(study, trial_number)
     config, usage = exporter(settings, trial.params, Path(out).name)
-    header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n"
+    others = [t.number for t in pareto_set(study) if t.number != trial.number]
+    pareto = (f"# Pareto set ordered by: {TIE_BREAK}; others: {others} (--trial N)\n"
+              if len(study.directions) > 1 else "")
+    header = (f"# hpstudy study {study.study_name!r}, trial {trial.number}, values {trial.values}\n{pareto}"
               + test_figures_line(trial, study.metric_names or ()) + f"# use: {usage}\n")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,21 +63,17 @@ def test_figures_line(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> 
 
 
 def pick_trial(study: optuna.Study, trial_number: int | None) -> optuna.trial.FrozenTrial:
-    """The best trial, or ``trial_number`` if it is among the best (the Pareto front when multi-objective)."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        raise SpecError(study.study_name, "trial", "the study has no COMPLETE trial yet")
-    best = study.best_trials
-    numbers = sorted(t.number for t in best)
+    """The best trial (as the summary and the report's leaderboard rank it, see :mod:`.best`), or
+    ``trial_number`` if it is among the best (the Pareto set when multi-objective)."""
+    front = pareto_set(study)
+    if not front:
+        raise SpecError(study.study_name, "trial", "the study has no feasible COMPLETE trial yet")
     if trial_number is None:
-        if len(study.directions) > 1:
-            raise SpecError(study.study_name, "--trial", f"multi-objective study: pick one of the Pareto "
-                            f"trials with --trial N ({', '.join(map(str, numbers))})")
-        return study.best_trial
-    chosen = next((t for t in best if t.number == trial_number), None)
+        return front[0]
+    chosen = next((t for t in front if t.number == trial_number), None)
     if chosen is None:
         raise SpecError(study.study_name, "--trial", f"trial {trial_number} is not among the best trials; "
-                        f"allowed: {', '.join(map(str, numbers))}")
+                        f"allowed: {', '.join(str(t.number) for t in front)}")
     return chosen
 
 
@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage", help="storage URL (default: sqlite:///storage/hpstudy.db)")
     parser.add_argument("--study-name", required=True)
     parser.add_argument("--out", default="best.yaml", help="the YAML to write (default: best.yaml)")
-    parser.add_argument("--trial", type=int, help="trial number (multi-objective: one of the Pareto trials)")
+    parser.add_argument("--trial", type=int, help="trial number, one of the best (default: the best; "
+                        "multi-objective: the first of the Pareto set by the first metric, as the summary "
+                        "and the report rank it)")
     args = parser.parse_args(argv)
     try:
         storage = open_storage(resolve_url(args.storage), writer=False)

@@ -274,11 +274,10 @@ def trial_seconds(trial: FrozenTrial) -> float | None:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best feasible trial (single objective), or the first Pareto-optimal one; None if none."""
-    try:
-        return study.best_trial if len(study.directions) == 1 else study.best_trials[0]
-    except (ValueError, IndexError):
-        return None
+    """The best feasible trial as :mod:`.best` defines it (one definition for every view); None if none."""
+    from hpstudy.studies.inspect.best import best_trial as best
+
+    return best(study)
 
 
 def class_names(study: optuna.Study, trial: FrozenTrial | None = None) -> list[Any] | None:

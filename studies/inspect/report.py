@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpstudy.storage import mask_url, open_storage, resolve_url
 from hpstudy.studies.inspect import plots
 from hpstudy.studies.inspect.annotate import is_feasible
+from hpstudy.studies.inspect.best import best_trial, ranked_trials
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 KEY_ATTRS = ("epochs_run", "wall_time_s", "train_time_s", "peak_memory_predicted_mib",
-             "peak_memory_measured_mib", "param_count", "device", "run_dir", "fail_reason")
+             "peak_memory_measured_mib", "param_count", "device", "objective_version", "run_dir",
+             "fail_reason")
 HTML_LEADERBOARD_ROWS = 50
 
 
@@ -184,8 +186,9 @@ SECTIONS: dict[str, Section] = {
 
 
 def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial: rank (feasible complete trials by the first objective), state, values, params,
-    key user attributes. Ranked trials come first."""
+    """One row per trial: rank (feasible complete trials, best first as :mod:`.best` defines it: Pareto
+    front, then the metrics in order, then trial number), state, values, params, key user attributes.
+    Ranked trials come first."""
     names = plots.metric_names(study)
     trials = study.get_trials(deepcopy=False)
     params = plots.searched_params(study)
@@ -233,9 +236,8 @@ def _constraints(trial: FrozenTrial) -> str:
 
 
 def _ranked(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None and is_feasible(t)]
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(done, key=lambda t: (sign * t.values[0], t.number))
+    # One definition of "best" for the summary, this leaderboard and export_best (see inspect/best.py).
+    return [t for _front, t in ranked_trials(study)]
 
 
 def write_leaderboard(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
@@ -316,7 +318,7 @@ def _page(study: optuna.Study, blocks: list[str], rows: list[dict[str, Any]]) ->
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     directions = ", ".join(f"{n} ({d.name.lower()})" for n, d in
                            zip(plots.metric_names(study), study.directions, strict=False))
-    best = plots.best_trial(study)
+    best = best_trial(study)
     best_line = "no feasible complete trial" if best is None else (
         f"trial {best.number}: " + ", ".join(f"{v:.4g}" for v in best.values or [])
         + " with " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())

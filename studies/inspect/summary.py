@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpstudy.storage import count_by_state, mask_url
+from hpstudy.studies.inspect.best import TIE_BREAK, pareto_set
 
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
@@ -48,12 +49,11 @@ def print_summary(console: Console, study: optuna.Study, *, storage_url: str, ar
 
 def _best_rows(study: optuna.Study) -> list[tuple[str, str]]:
     names = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
-    try:
-        best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:
-        return [("best", "no complete trial yet")]
+    front = pareto_set(study)
+    if not front:
+        return [("best", "no feasible complete trial yet")]
     rows = []
-    for t in best[:5]:
+    for t in front[:5]:
         values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, t.values or [], strict=False))
         rows.append((f"best (trial {t.number})", values))
         rows.append(("  params", ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())))
@@ -62,6 +62,8 @@ def _best_rows(study: optuna.Study) -> list[tuple[str, str]]:
         if test:
             rows.append(("  test split", ", ".join(f"{k}={v:.4g}" for k, v in test.items())
                          + " (not used for selection)"))
-    if len(best) > 5:
-        rows.append(("", f"... {len(best) - 5} more Pareto-optimal trials"))
+    if len(front) > 5:
+        rows.append(("", f"... {len(front) - 5} more Pareto-optimal trials"))
+    if len(study.directions) > 1:
+        rows.append(("  order", TIE_BREAK))
     return rows

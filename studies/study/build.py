@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 import warnings
@@ -15,6 +16,8 @@ from hpstudy.studies.spec.model import StudySpec
 from hpstudy.studies.spec.pruners import build_pruner
 from hpstudy.studies.spec.samplers import build_sampler
 from hpstudy.studies.spec.space import space_fingerprint
+
+log = logging.getLogger("hpstudy")
 
 SPACE_ATTR = "hpstudy.space"
 SPEC_ATTR = "hpstudy.spec"
@@ -55,29 +58,70 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, *, source:
     _check_or_store_space(study, spec, source, allow_space_change)
     _check_or_store_objective(study, spec, source, allow_objective_change)
     if new and spec.sampler.start_from_defaults:
-        defaults = default_params(spec)
-        if defaults:
-            study.enqueue_trial(defaults, user_attrs={"enqueued": "objective defaults"})
+        _enqueue_defaults(study, spec)
     return study
 
 
-def default_params(spec: StudySpec) -> dict[str, Any]:
-    """The objective's default value of each searched parameter that lies inside its search range."""
+def _enqueue_defaults(study: optuna.Study, spec: StudySpec) -> None:
+    defaults, notes = default_params(spec)
+    for name, note in notes.items():
+        log.warning("start_from_defaults: %s: %s", name, note)
+    if defaults:
+        attrs: dict[str, Any] = {"enqueued": "objective defaults"}
+        if notes:
+            attrs["defaults_adjusted"] = notes
+        study.enqueue_trial(defaults, user_attrs=attrs)
+
+
+def default_params(spec: StudySpec) -> tuple[dict[str, Any], dict[str, str]]:
+    """The objective's default of each searched parameter, as trial 0 of ``start_from_defaults`` trains it.
+
+    A default inside its search range is used as is. A categorical default that is not among the choices
+    is replaced by the nearest numeric choice; one that has no nearest (a string), or a numeric default
+    outside a float/int range, is left to the sampler. Each such case gets a note.
+
+    Returns:
+        The parameters to enqueue, and a note per parameter whose default was replaced or dropped.
+    """
     from hpstudy.studies.spec.space import distributions
 
     settings = spec.settings
-    out = {}
+    params: dict[str, Any] = {}
+    notes: dict[str, str] = {}
     for name, dist in distributions(spec.space).items():
         if name not in type(settings).model_fields:
             continue
         value = getattr(settings, name)
-        try:
-            inside = dist._contains(dist.to_internal_repr(value))
-        except (TypeError, ValueError):
-            inside = False
-        if inside:
-            out[name] = value
-    return out
+        if _contains(dist, value):
+            params[name] = value
+            continue
+        nearest = _nearest_choice(dist, value)
+        if nearest is not None:
+            params[name] = nearest
+            notes[name] = (f"default {value!r} is not among the choices {list(dist.choices)}; "  # type: ignore[attr-defined]
+                           f"trial 0 uses the nearest, {nearest!r}")
+        else:
+            notes[name] = f"default {value!r} lies outside the search space ({dist}); trial 0 samples it"
+    return params, notes
+
+
+def _contains(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _nearest_choice(dist: optuna.distributions.BaseDistribution, value: Any) -> Any:
+    """The numeric choice of a categorical nearest to a numeric ``value``; None if there is none."""
+    if not isinstance(dist, optuna.distributions.CategoricalDistribution) or not _numeric(value):
+        return None
+    numeric: list[Any] = [c for c in dist.choices if _numeric(c)]
+    return min(numeric, key=lambda c: abs(float(c) - float(value))) if numeric else None
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _check_directions(study: optuna.Study, spec: StudySpec, source: str) -> None:
@@ -148,9 +192,15 @@ def _store_or_wait_for_uid(study: optuna.Study, created: bool) -> None:
     if created:
         study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
         return
-    deadline = time.monotonic() + UID_WAIT_SECONDS
+    attrs = study.user_attrs
+    if attrs.get(UID_ATTR) is not None:
+        return
+    # Made before ids existed (it has a spec or trials already): it gets one now. Otherwise another worker
+    # has just created it and stores the id next: wait for that one rather than racing it with another.
+    legacy = SPACE_ATTR in attrs or bool(study.get_trials(deepcopy=False))
+    deadline = time.monotonic() + (0.0 if legacy else UID_WAIT_SECONDS)
     while study.user_attrs.get(UID_ATTR) is None:
-        if time.monotonic() >= deadline:  # a study made before ids existed, or its creator died
+        if time.monotonic() >= deadline:  # legacy, or its creator died before storing the id
             study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
             return
         time.sleep(0.1)  # polling the storage: the creator writes the id right after creating the study
@@ -174,7 +224,7 @@ def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str,
         study.set_user_attr(OBJECTIVE_ATTR, current)
         return
     changed = {k: [stored.get(k), current.get(k)] for k in sorted(set(stored) | set(current))
-               if stored.get(k) != current.get(k) and k not in spec.space}
+               if not _same(stored.get(k), current.get(k)) and k not in spec.space}
     if not changed:
         return
     if not allow_change:
@@ -186,6 +236,11 @@ def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str,
                {"from_trial": len(study.get_trials(deepcopy=False)), "changed": changed}]
     study.set_user_attr(OBJECTIVE_CHANGES_ATTR, changes)
     study.set_user_attr(OBJECTIVE_ATTR, current)
+
+
+def _same(stored: Any, current: Any) -> bool:
+    """Equal as stored (JSON): NaN equals NaN, a tuple equals the list it was stored as."""
+    return json.dumps(stored, sort_keys=True) == json.dumps(current, sort_keys=True)
 
 
 def objective_marks(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:

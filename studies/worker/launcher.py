@@ -26,7 +26,7 @@ from hpstudy.storage import PASSWORD_ENV, mask_url, open_storage, resolve_url, s
 from hpstudy.studies.errors import exit_2_on_user_error
 from hpstudy.studies.spec.model import StudySpec, load_spec
 from hpstudy.studies.study.build import open_study
-from hpstudy.studies.worker.loop import count_finished
+from hpstudy.studies.worker.loop import FAILURE_BUDGET_EXIT, count_finished
 
 #: How a worker is started: the installed package, never a path into a checkout.
 RUN_STUDY = ("-m", "hpstudy", "run")
@@ -155,6 +155,9 @@ class Launcher:
                 complete = count_finished(study) >= spec.n_trials
             if code == 0 or complete or self._stop.is_set():
                 slot.finished = True
+            elif code == FAILURE_BUDGET_EXIT:  # its trials kept failing: a restart would fail them again
+                self.say(f"worker {slot.label} stopped after too many failed trials; not restarting it")
+                slot.finished = True
             elif slot.restarts >= self.max_restarts:
                 self.say(f"worker {slot.label} exited with {code} {slot.restarts + 1} times; giving up on it")
                 slot.finished = True
@@ -170,8 +173,8 @@ class Launcher:
         running = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
         if self._signals == 1:
             self.say(f"{signal.Signals(signum).name}: stopping {len(running)} workers (again to kill them)")
-            for proc in running:
-                proc.send_signal(signal.SIGINT)
+            for proc in running:  # the same signal: SIGTERM (preemption) requeues their trials, Ctrl-C not
+                proc.send_signal(signum)
         else:
             for proc in running:
                 proc.kill()

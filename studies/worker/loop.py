@@ -32,6 +32,8 @@ POLL_SECONDS = 2.0
 SWEEP_SECONDS = 30.0
 #: A full garbage collection takes ~0.1 s with torch loaded: worth it after training, not after a formula.
 GC_MIN_TRIAL_SECONDS = 5.0
+#: Exit status of a worker whose failure budget ran out (the launcher does not restart it).
+FAILURE_BUDGET_EXIT = 3
 #: Signals whose stopped trial is queued again (a scheduler preempting the job), not just failed.
 REQUEUE_SIGNALS = ("SIGTERM",)
 
@@ -61,6 +63,7 @@ class Worker:
         device: Resolved device, ``cpu``/``cuda``/``cuda:N``.
         hooks: Trial hooks, called in order.
         on_trial_end: Called with every finished frozen trial (progress display).
+        verbose: Show the trainer's own output live (it always goes to the run directory's ``train.log``).
     """
 
     spec: StudySpec
@@ -69,6 +72,7 @@ class Worker:
     device: str = "cpu"
     hooks: list[TrialHook] = field(default_factory=list)
     on_trial_end: Callable[[optuna.trial.FrozenTrial], None] | None = None
+    verbose: bool = False
     _interrupt: InterruptState = field(default_factory=InterruptState)
 
     def __post_init__(self) -> None:
@@ -79,7 +83,8 @@ class Worker:
         self.trial_runner = TrialRunner(spec=self.spec, study=self.study, objective=self.objective,
                                         device=self.device, hooks=self.hooks, interrupt=self._interrupt,
                                         artifacts_root=self.artifacts_root,
-                                        store=artifact_store(self.artifacts_root / "_store"))
+                                        store=artifact_store(self.artifacts_root / "_store"),
+                                        verbose=self.verbose)
         self.failures = FailureBudget(self.spec.max_consecutive_failures)
 
     @property
@@ -192,10 +197,10 @@ def resolve_device(device: str) -> str:
 
 
 def exit_code(result: WorkerResult) -> int:
-    """Shell exit status: 0; 128 + the signal number when interrupted; 1 when the failure budget ran out."""
+    """Shell exit status: 0; 128 + the signal number when interrupted; 3 when the failure budget ran out."""
     if result.interrupted:
         return signal_exit_code(result.interrupted)
-    return 1 if result.gave_up else 0
+    return FAILURE_BUDGET_EXIT if result.gave_up else 0
 
 
 _TRIAL_FAILED = re.compile(r"Trial \d+ failed")

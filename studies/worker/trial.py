@@ -20,6 +20,7 @@ from hpstudy.studies.spec.model import DEFAULT_ARTIFACTS, StudySpec
 from hpstudy.studies.spec.space import suggest
 from hpstudy.studies.study.build import objective_marks, study_uid
 from hpstudy.studies.worker import resume
+from hpstudy.studies.worker.output import trainer_output
 from hpstudy.studies.worker.signals import Interrupted, InterruptState
 
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -62,6 +63,8 @@ class TrialRunner:
     interrupt: InterruptState
     artifacts_root: Path
     store: Any = None
+    #: Show the trainer's own output on the console as well as in the run directory's ``train.log``.
+    verbose: bool = False
     last_trial_id: int | None = None
     last_wall_time: float = 0.0
     _trial_attrs: dict[str, Any] = field(default_factory=dict)
@@ -114,9 +117,10 @@ class TrialRunner:
         started = time.perf_counter()
         self.interrupt.in_trial = True
         try:
-            for hook in self.hooks:
-                hook.before(ctx)
-            return self.objective.run(ctx), None
+            with trainer_output(ctx.run_dir, verbose=self.verbose):
+                for hook in self.hooks:
+                    hook.before(ctx)
+                return self.objective.run(ctx), None
         except BaseException as exc:  # noqa: BLE001 - every way out of training is recorded
             return None, exc
         finally:

@@ -158,9 +158,8 @@ def test_sigint_during_lightning_training_is_a_fail_with_reason(
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    trial, queued = optuna.load_study(study_name="cnn", storage=sqlite_url).trials
+    (trial,) = optuna.load_study(study_name="cnn", storage=sqlite_url).trials  # Ctrl-C: nothing left WAITING
     assert trial.state == TrialState.FAIL
-    assert (queued.state, queued.params) == (TrialState.WAITING, trial.params)  # retried by the next run
     assert trial.user_attrs["fail_reason"] == "interrupted by SIGINT"
     assert 1 <= trial.user_attrs["epochs_run"] < 500
 

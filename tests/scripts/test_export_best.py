@@ -60,19 +60,35 @@ def test_best_trial_exports_an_ultralytics_config(write_spec: Callable[..., Path
     assert cfg.data == str(tmp_path / "data")
 
 
-def test_multi_objective_needs_a_pareto_trial(write_spec: Callable[..., Path], sqlite_url: str,
-                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_multi_objective_exports_the_best_as_summary_and_report_rank_it(
+        write_spec: Callable[..., Path], sqlite_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+
+    from hpstudy.studies.inspect.report import leaderboard_rows
+    from hpstudy.studies.inspect.summary import print_summary
+
     study = yolo_study(write_spec, sqlite_url, tmp_path, metric=["fitness", "train_time_s"])
     add(study, 0.001, "SGD", [0.5, 10.0])  # Pareto
     add(study, 0.01, "SGD", [0.4, 20.0])  # dominated by trial 0
-    add(study, 0.05, "AdamW", [0.7, 30.0])  # Pareto
+    add(study, 0.05, "AdamW", [0.7, 30.0])  # Pareto, and the best fitness: first by the tie-break
     args = ["--storage", sqlite_url, "--study-name", "exp", "--out", str(tmp_path / "b.yaml")]
-    assert main(args) == 2
-    assert "pick one of the Pareto trials with --trial N (0, 2)" in capsys.readouterr().err
-    assert main([*args, "--trial", "1"]) == 2
-    assert "trial 1 is not among the best trials; allowed: 0, 2" in capsys.readouterr().err
-    assert main([*args, "--trial", "2"]) == 0
+    assert main(args) == 0
     assert get_cfg(tmp_path / "b.yaml").lr0 == 0.05
+    assert "others: [0] (--trial N)" in (tmp_path / "b.yaml").read_text()
+    # The same answer everywhere: leaderboard rank 1, the summary's first "best" row.
+    rows = leaderboard_rows(study)
+    assert [(r["rank"], r["trial"]) for r in rows] == [(1, 2), (2, 0), (3, 1)]
+    console = Console(record=True, width=200)
+    print_summary(console, study, storage_url=sqlite_url, artifacts="a")
+    text = console.export_text()
+    assert text.index("best (trial 2)") < text.index("best (trial 0)")
+    assert "best (trial 1)" not in text
+    capsys.readouterr()
+    assert main([*args, "--trial", "1"]) == 2
+    assert "trial 1 is not among the best trials; allowed: 2, 0" in capsys.readouterr().err
+    assert main([*args, "--trial", "0"]) == 0
+    assert get_cfg(tmp_path / "b.yaml").lr0 == 0.001
 
 
 def test_script_refuses_unknown_study_and_non_yolo(write_spec: Callable[..., Path], sqlite_url: str,

@@ -44,6 +44,10 @@ def test_changed_objective_is_refused_in_one_line_then_recorded_with_the_flag(
     assert [t.user_attrs["objective_settings"] for t in after] == [{"steps": 5}] * 2
     assert [t.user_attrs["objective_version"] for t in after] == [1, 1]
     assert [t.user_attrs["epochs_run"] for t in study.trials] == [3, 3, 5, 5]
+    from hpstudy.studies.inspect.report import leaderboard_rows
+
+    versions = {r["trial"]: r["objective_version"] for r in leaderboard_rows(study)}
+    assert versions == {0: "", 1: "", 2: 1, 3: 1}  # the leaderboard tells the two kinds apart
     # Resuming with the settings now stored needs no flag.
     assert main([*changed[:5], "5", *changed[6:]]) == 0
 
