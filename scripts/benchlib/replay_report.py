@@ -186,7 +186,8 @@ def markdown(summary: Mapping[str, Any], png: str) -> str:
              f"{rec['defaults']} (best - defaults {rec['best_minus_defaults']}); epoch {rec['epoch_s']} s, "
              f"start-up {rec['startup_s']} s, a fresh process's import {rec['subprocess_import_s']} s. "
              f"Surrogate: {fid['kind']}, Spearman {fid['rank_correlation']} on held-out final values "
-             f"({fid['folds']}-fold), curve MAE {fid['curve_mae']}: {trust}. {summary['seeds']} seeds; one-worker "
+             f"({fid['folds']}-fold; {fid.get('top_fifth_rank_correlation')} within the best fifth), curve MAE "
+             f"{fid['curve_mae']}: {trust}. {summary['seeds']} seeds; one-worker "
              f"budget {summary['base_budget_s']} s = {summary['budget_in_ga_iterations']} tuner iterations "
              "(4 and 16 workers: twice that compute).", "",
              "| method | workers | final best | x budget to GA's best (seeds) | x fewer epochs than TPE | "
@@ -231,8 +232,8 @@ def write_plot(summary: Mapping[str, Any], path: Path) -> Path:
             x = np.array(shown, dtype=float) + (i - len(names) / 2) * 0.03
             mean = np.array([p["mean"] for p in points])
             err = np.array([[p["mean"] - p["ci_low"] for p in points], [p["ci_high"] - p["mean"] for p in points]])
-            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name,
-                        linewidth=2.5 if name == HEADLINE else 1.0)
+            ax.errorbar(x, mean, yerr=err, marker="osD^v<>"[i % 7], capsize=3, label=name,
+                        color=plt.cm.tab20(i % 20), linewidth=2.5 if name == HEADLINE else 1.0)
         ax.set_xticks(range(len(workers)), [str(w) for w in workers])
         ax.set_xlabel("workers")
         ax.set_title(label, fontsize=10)
