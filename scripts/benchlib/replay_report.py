@@ -27,19 +27,22 @@ from benchlib.replay import GAMethod, ReplayMethod, Run, StudyMethod, full_trial
 from benchlib.surrogate import Fidelity, best_surrogate, final_values
 
 OUT_DIR = CURVES_DIR.parent
-#: The method the headline keys describe: hpstudy as it runs out of the box (TPE, median pruner).
+#: The method the headline keys describe: hpstudy as it runs out of the box (TPE, its default pruner).
 HEADLINE = "hpstudy"
 WORKERS = (1, 4, 16)
 
 
 def replay_methods(cap: int) -> dict[str, ReplayMethod]:
     """Every replayed method, by name (hpstudy's choices as its spec's ``sampler:``/``pruner:`` blocks)."""
+    from hpstudy.studies.spec.pruners import default_pruner
+
+    default = default_pruner(cap)
     pruners: dict[str, dict[str, Any]] = {
-        "": {"name": "median"},  # hpstudy's default pruner (StudySpec.effective_pruner)
+        "": {"name": default.name, **default.kwargs},  # what a spec without ``pruner:`` gets
+        "-median": {"name": "median"},  # the default before the replay: no warm-up
         "-asha": {"name": "asha"},
         "-hyperband": {"name": "hyperband", "min_resource": 1, "reduction_factor": 3},
         "-patient": {"name": "patient", "patience": 2, "wrapped": {"name": "median"}},
-        "-median-warmup": {"name": "median", "n_startup_trials": 5, "n_warmup_steps": max(cap // 4, 1)},
     }
     methods: dict[str, ReplayMethod] = {
         "ultralytics-ga": GAMethod(),
