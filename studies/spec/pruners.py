@@ -34,7 +34,7 @@ def default_pruner(max_epochs: int) -> PrunerSpec:
     to TPE's final quality; without it the pruner ranks learning rates on their first epochs, before
     slow starters overtake.
     """
-    return PrunerSpec(name="median", n_warmup_steps=max_epochs // 4)
+    return PrunerSpec.model_validate({"name": "median", "n_warmup_steps": max_epochs // 4})
 
 
 class PrunerSpec(BaseModel):
