@@ -63,7 +63,7 @@ class StudyMethod:
     Attributes:
         name: The method's name.
         sampler: The spec's ``sampler:`` block (``seed`` is the benchmark seed).
-        pruner: The spec's ``pruner:`` block.
+        pruner: The spec's ``pruner:`` block (empty: none given, the spec's default).
         tool: Also search the task's ``tool_space`` (under ``tool_memory`` on a GPU).
     """
 
@@ -82,13 +82,14 @@ class StudyMethod:
             "metric": task.metric,
             "space": space,
             "sampler": {**self.sampler, "seed": job.seed},
-            "pruner": dict(self.pruner),
             "n_trials": 100_000,
             "timeout": job.budget,
             "storage": f"sqlite:///{job.workdir / 'study.db'}",
             "artifacts": str(job.workdir / "artifacts"),
             "device": job.device,
         }
+        if self.pruner:  # none given: the spec's default pruner, as for a user who names none
+            spec["pruner"] = dict(self.pruner)
         if self.tool and task.tool_memory is not None and job.device.startswith("cuda"):
             spec["memory"] = dict(task.tool_memory)
         return spec
@@ -259,11 +260,11 @@ METHODS: dict[str, Method] = {
     "ultralytics-ga": UltralyticsGA(),
     "random": StudyMethod("random", {"name": "random"}, {"name": "none"}),
     "tpe": StudyMethod("tpe", {"name": "tpe"}, {"name": "none"}),
-    # The tool as a user runs it: its default sampler and pruner (TPE, median pruning), the objective's
-    # defaults as the first trial. (ASHA and Hyperband were tried on cnn-digits and lost to the median
-    # pruner: with trials of a few epochs they stop too many trials before the ranking settles.)
-    "hpstudy": StudyMethod("hpstudy", {"name": "tpe", "start_from_defaults": True}, {"name": "median"},
-                           tool=True),
+    # The tool as a user runs it: its default sampler and pruner (TPE; median pruning after a warm-up of
+    # a quarter of the epoch cap, chosen on the replay), the objective's defaults as the first trial.
+    # (ASHA and Hyperband were tried on cnn-digits and lost to the median pruner: with trials of a few
+    # epochs they stop too many trials before the ranking settles.)
+    "hpstudy": StudyMethod("hpstudy", {"name": "tpe", "start_from_defaults": True}, {}, tool=True),
 }
 
 

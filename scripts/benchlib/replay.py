@@ -21,8 +21,9 @@ import contextlib
 import heapq
 import math
 import tempfile
+import time
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -314,14 +315,19 @@ def budget_for(workers: int, base: float) -> float:
 
 
 def replay_all(methods: Sequence[ReplayMethod], surrogate: Surrogate, *, seeds: int, workers: Sequence[int],
-               base_budget: float, workdir: Path | None = None) -> list[Run]:
-    """Every method, seed and worker count."""
+               base_budget: float, workdir: Path | None = None,
+               log: Callable[[str], None] | None = None) -> list[Run]:
+    """Every method, seed and worker count; ``log`` hears one line per method and worker count."""
     runs = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for w in workers:
             for method in methods:
+                started = time.perf_counter()
                 for seed in range(seeds):
                     folder = Path(tmp) / f"{method.name}-{w}-{seed}"
                     runs.append(simulate(method, surrogate, workers=w, budget=budget_for(w, base_budget),
                                          seed=seed, workdir=folder))
+                if log is not None:
+                    log(f"  replayed {method.name} at {w} workers, {seeds} seeds: "
+                        f"{time.perf_counter() - started:.1f} s")
     return runs

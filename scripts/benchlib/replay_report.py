@@ -27,19 +27,22 @@ from benchlib.replay import GAMethod, ReplayMethod, Run, StudyMethod, full_trial
 from benchlib.surrogate import Fidelity, best_surrogate, final_values
 
 OUT_DIR = CURVES_DIR.parent
-#: The method the headline keys describe: hpstudy as it runs out of the box (TPE, median pruner).
+#: The method the headline keys describe: hpstudy as it runs out of the box (TPE, its default pruner).
 HEADLINE = "hpstudy"
 WORKERS = (1, 4, 16)
 
 
 def replay_methods(cap: int) -> dict[str, ReplayMethod]:
     """Every replayed method, by name (hpstudy's choices as its spec's ``sampler:``/``pruner:`` blocks)."""
+    from hpstudy.studies.spec.pruners import default_pruner
+
+    default = default_pruner(cap)
     pruners: dict[str, dict[str, Any]] = {
-        "": {"name": "median"},  # hpstudy's default pruner (StudySpec.effective_pruner)
+        "": {"name": default.name, **default.kwargs},  # what a spec without ``pruner:`` gets
+        "-median": {"name": "median"},  # the default before the replay: no warm-up
         "-asha": {"name": "asha"},
         "-hyperband": {"name": "hyperband", "min_resource": 1, "reduction_factor": 3},
         "-patient": {"name": "patient", "patience": 2, "wrapped": {"name": "median"}},
-        "-median-warmup": {"name": "median", "n_startup_trials": 5, "n_warmup_steps": max(cap // 4, 1)},
     }
     methods: dict[str, ReplayMethod] = {
         "ultralytics-ga": GAMethod(),
@@ -132,9 +135,11 @@ def summarize(runs: Sequence[Run], recording: Recording, fidelity: Fidelity, *, 
               workers: Sequence[int], methods: Sequence[str], base_budget: float,
               budget_iterations: float, elapsed_s: float) -> dict[str, Any]:
     """The replay's JSON document."""
-    per_method = {m: {str(w): method_figures(runs, m, w, seeds) for w in workers} for m in methods}
+    ran = {(r.method, r.workers) for r in runs}
+    per_method = {m: {str(w): method_figures(runs, m, w, seeds) for w in workers if (m, w) in ran}
+                  for m in methods}
     for m in methods:
-        if 1 in workers and 16 in workers:
+        if (m, 1) in ran and (m, 16) in ran:
             per_method[m]["scaling_16_workers"] = scaling(runs, m, seeds)
     head = per_method.get(HEADLINE, {})
     one = head.get("1", {})
@@ -184,13 +189,14 @@ def markdown(summary: Mapping[str, Any], png: str) -> str:
              f"{rec['defaults']} (best - defaults {rec['best_minus_defaults']}); epoch {rec['epoch_s']} s, "
              f"start-up {rec['startup_s']} s, a fresh process's import {rec['subprocess_import_s']} s. "
              f"Surrogate: {fid['kind']}, Spearman {fid['rank_correlation']} on held-out final values "
-             f"({fid['folds']}-fold), curve MAE {fid['curve_mae']}: {trust}. {summary['seeds']} seeds; one-worker "
+             f"({fid['folds']}-fold; {fid.get('top_fifth_rank_correlation')} within the best fifth), curve MAE "
+             f"{fid['curve_mae']}: {trust}. {summary['seeds']} seeds; one-worker "
              f"budget {summary['base_budget_s']} s = {summary['budget_in_ga_iterations']} tuner iterations "
              "(4 and 16 workers: twice that compute).", "",
              "| method | workers | final best | x budget to GA's best (seeds) | x fewer epochs than TPE | "
              "scaling 1->16 |", "|---|---|---|---|---|---|"]
     for name, figures in summary["methods"].items():
-        for w in summary["workers"]:
+        for w in [w for w in summary["workers"] if str(w) in figures]:
             f = figures[str(w)]
             ga = f"{_fmt(f['speedup_vs_ga'])} ({f['reached_ga_best']})" if "speedup_vs_ga" in f else "-"
             tpe = _fmt(f["epochs_ratio_vs_tpe"]) if "epochs_ratio_vs_tpe" in f else "-"
@@ -222,14 +228,15 @@ def write_plot(summary: Mapping[str, Any], path: Path) -> Path:
     names = list(summary["methods"])
     for ax, (key, label) in zip(axes, panels, strict=True):
         for i, name in enumerate(names):
-            points = [summary["methods"][name][str(w)].get(key) for w in workers]
-            if any(p is None for p in points):
+            shown = [k for k, w in enumerate(workers) if summary["methods"][name].get(str(w), {}).get(key)]
+            if not shown:
                 continue
-            x = np.arange(len(workers)) + (i - len(names) / 2) * 0.03
+            points = [summary["methods"][name][str(workers[k])][key] for k in shown]
+            x = np.array(shown, dtype=float) + (i - len(names) / 2) * 0.03
             mean = np.array([p["mean"] for p in points])
             err = np.array([[p["mean"] - p["ci_low"] for p in points], [p["ci_high"] - p["mean"] for p in points]])
-            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name,
-                        linewidth=2.5 if name == HEADLINE else 1.0)
+            ax.errorbar(x, mean, yerr=err, marker="osD^v<>"[i % 7], capsize=3, label=name,
+                        color=plt.cm.tab20(i % 20), linewidth=2.5 if name == HEADLINE else 1.0)
         ax.set_xticks(range(len(workers)), [str(w) for w in workers])
         ax.set_xlabel("workers")
         ax.set_title(label, fontsize=10)
@@ -247,9 +254,12 @@ def write_plot(summary: Mapping[str, Any], path: Path) -> Path:
 
 
 def run_replay(recording: Recording, *, seeds: int, workers: Sequence[int], budget_iterations: float,
-               methods: Sequence[str] | None = None, surrogate_kind: str = "auto",
-               log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit the surrogate, replay every method and return the summary."""
+               methods: Sequence[str] | None = None, multi_methods: Sequence[str] | None = None,
+               surrogate_kind: str = "auto", log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit the surrogate, replay every method and return the summary.
+
+    ``multi_methods`` (default: all) are also replayed at the worker counts above one.
+    """
     started = time.perf_counter()
     table = replay_methods(recording.cap)
     chosen = list(methods or table)
@@ -259,7 +269,12 @@ def run_replay(recording: Recording, *, seeds: int, workers: Sequence[int], budg
     surrogate, fidelity = best_surrogate(recording, kind=surrogate_kind, rule=recording.value_rule)
     log(fidelity.line())
     base = budget_iterations * full_trial_seconds(surrogate)
-    runs = replay_all([table[m] for m in chosen], surrogate, seeds=seeds, workers=workers, base_budget=base)
+    multi = [m for m in chosen if multi_methods is None or m in multi_methods]
+    runs: list[Run] = []
+    for w in workers:
+        names = chosen if w == 1 else multi
+        runs += replay_all([table[m] for m in names], surrogate, seeds=seeds, workers=[w], base_budget=base,
+                           log=log)
     summary = summarize(runs, recording, fidelity, seeds=seeds, workers=workers, methods=chosen,
                         base_budget=base, budget_iterations=budget_iterations, elapsed_s=time.perf_counter() - started)
     for line in report_lines(summary):
@@ -275,7 +290,7 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = [f"{summary['task']}: {rec['configs']} configurations at {rec['cap']} epochs; best {rec['best']}, "
              f"median {rec['median']}, defaults {rec['defaults']} {tag}"]
     for name, figures in summary["methods"].items():
-        for w in summary["workers"]:
+        for w in [w for w in summary["workers"] if str(w) in figures]:
             f = figures[str(w)]
             parts = [f"final {_fmt(f['final_best'])}"]
             if "speedup_vs_ga" in f:
@@ -302,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget-iterations", type=float, default=30.0,
                         help="the one-worker budget, in the tuner's full iterations (default 30)")
     parser.add_argument("--methods", nargs="+", help="default: all")
+    parser.add_argument("--multi-methods", nargs="+",
+                        help="the methods also replayed above one worker (default: all)")
     parser.add_argument("--surrogate", default="auto", help="forest, knn or auto (the most faithful)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="writes replay_TASK.json and .png here")
     return parser
@@ -311,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     recording = Recording.load(args.curves or CURVES_DIR / f"{args.task}.json")
     summary = run_replay(recording, seeds=args.seeds, workers=args.workers, budget_iterations=args.budget_iterations,
-                         methods=args.methods, surrogate_kind=args.surrogate)
+                         methods=args.methods, multi_methods=args.multi_methods, surrogate_kind=args.surrogate)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"replay_{recording.task}.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")

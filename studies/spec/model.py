@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hpstudy.objectives import settings_class
 from hpstudy.objectives.base import ObjectiveSettings
 from hpstudy.studies.errors import ConfigError, SpecError
-from hpstudy.studies.spec.pruners import PrunerSpec
+from hpstudy.studies.spec.pruners import PrunerSpec, default_pruner
 from hpstudy.studies.spec.samplers import SamplerSpec
 from hpstudy.studies.spec.space import ParamSpec, resolve_conditions
 
@@ -144,10 +144,10 @@ class StudySpec(BaseModel):
 
     @property
     def effective_pruner(self) -> PrunerSpec:
-        """The pruner to use: the spec's, or median for single-objective and none for multi-objective."""
+        """The pruner to use: the spec's, or none for multi-objective, or :func:`default_pruner` (median)."""
         if self.pruner is not None:
             return self.pruner
-        return PrunerSpec(name="none" if self.multi_objective else "median")
+        return PrunerSpec(name="none") if self.multi_objective else default_pruner(self.settings.epochs)
 
 
 def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> StudySpec:

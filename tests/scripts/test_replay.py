@@ -166,7 +166,9 @@ def test_smoke_replay_of_a_recording_writes_the_summary(recorded: Recording, tmp
     for figures in summary["methods"].values():
         assert set(figures) >= {"1", "4", "16"}
         assert figures["1"]["final_best"]["n"] == 2
-    assert all("surrogate" in line for line in lines)  # fidelity printed beside every result
+    results = [line for line in lines if line.startswith("  ") and not line.startswith("  replayed")]
+    assert len(results) == 13 * 4
+    assert all("surrogate Spearman" in line for line in results)  # fidelity printed beside every result
     json.dumps(summary)
     png = write_plot(summary, tmp_path / "replay.png")
     assert png.stat().st_size > 10_000
@@ -187,3 +189,16 @@ def test_fast_surrogate_models_predict_what_scikit_learn_predicts() -> None:
     np.testing.assert_allclose(forest.predict(query), forest.forest.predict(query), rtol=1e-6)
     knn = KNeighborsRegressor(n_neighbors=5, weights="distance").fit(x, y)
     np.testing.assert_allclose(Neighbours(5).fit(x, y).predict(query), knn.predict(query), rtol=1e-9)
+
+
+def test_multi_worker_replay_can_be_limited_to_some_methods(tmp_path: Path) -> None:
+    lines: list[str] = []
+    summary = run_replay(_synthetic(), seeds=2, workers=(1, 16), budget_iterations=20, surrogate_kind="knn",
+                         methods=["ultralytics-ga", "tpe", "hpstudy", "random"],
+                         multi_methods=["ultralytics-ga", "hpstudy"], log=lines.append)
+    assert set(summary["methods"]["hpstudy"]) == {"1", "16", "scaling_16_workers"}
+    assert set(summary["methods"]["random"]) == {"1"}
+    assert "speedup_vs_ga" in summary["methods"]["hpstudy"]["16"]
+    assert "epochs_ratio_vs_tpe" not in summary["methods"]["hpstudy"]["16"]  # TPE ran at one worker only
+    assert write_plot(summary, tmp_path / "p.png").is_file()
+    assert "| random | 1 |" in markdown(summary, "p.png")

@@ -114,6 +114,7 @@ def test_defaults_fill_metric_direction_and_pruner(write_spec: Callable[..., Pat
     assert single.metrics == ("accuracy",)
     assert single.directions == ("maximize",)
     assert single.effective_pruner.name == "median"
+    assert single.effective_pruner.kwargs == {"n_warmup_steps": single.settings.epochs // 4}
     multi = load_spec(write_spec(cnn_spec(metric=["f1", "param_count"]), "multi.yaml"))
     assert multi.directions == ("maximize", "minimize")
     assert multi.effective_pruner.name == "none"
