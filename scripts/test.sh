@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # README command 2: set up the venv with dev extras and the Debian packages the tests need
-# (PostgreSQL server, Chromium), then run ruff, mypy and pytest. Idempotent.
+# (PostgreSQL and MariaDB servers, Chromium), then run ruff, mypy and pytest. Idempotent.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh" dev
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "==> apt-get install ${need[*]}"

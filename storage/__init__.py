@@ -1,8 +1,9 @@
 """Where studies live: one URL in, an Optuna storage out.
 
 ``sqlite:///storage/hpstudy.db`` (the default, one writer process at a time), ``postgresql+psycopg://``
-(many workers), ``journal:///shared/fs/study.log`` (clusters without a database server) and
-``grpc://host:port`` (a storage proxy in front of a database).
+and ``mysql+pymysql://`` (many workers; the MySQL/MariaDB driver is the ``mysql`` extra),
+``journal:///shared/fs/study.log`` (clusters without a database server) and ``grpc://host:port`` (a
+storage proxy in front of a database).
 """
 
 from __future__ import annotations

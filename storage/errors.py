@@ -9,14 +9,17 @@ from hpstudy.storage.urls import PASSWORD_ENV, mask_url
 
 _T = TypeVar("_T")
 #: pip package of a driver module, where the names differ.
-_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary"}
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "hpstudy[mysql]",
+                    "MySQLdb": "mysqlclient"}
 
 #: (text the driver's message contains, what failed, what to do); first match wins.
 _CAUSES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (('role "',), "authentication failed (no such user)",
      "fix the user name in the URL (scripts/postgres.sh env prints the local server's)"),
-    (("no password supplied", "password is required"), "no password available",
+    (("no password supplied", "password is required", "using password: no"), "no password available",
      f"set {PASSWORD_ENV}, or for the local server run: eval \"$(scripts/postgres.sh env)\""),
+    (("' to database '",), "unknown database, or one this user may not use",
+     "fix its name in the URL, or create it and grant the user access (MySQL: GRANT ALL ON db.* TO user)"),
     (("password authentication failed", "authentication failed", "access denied"), "authentication failed",
      f"check the user name and the password in {PASSWORD_ENV} (eval \"$(scripts/postgres.sh env)\" for "
      "the local server)"),

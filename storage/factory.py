@@ -123,7 +123,7 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int | None = Non
     if opener is None:
         hint = UNSUPPORTED.get(scheme(url), "")
         raise StorageURLError(f"unsupported storage URL {mask_url(url)!r}{hint}; allowed schemes: "
-                              "sqlite:///, postgresql+psycopg://, journal://, grpc://")
+                              "sqlite:///, postgresql+psycopg://, mysql+pymysql://, journal://, grpc://")
     beat = heartbeat_settings(heartbeat_interval, grace_period, max_retry)
     return opener(url, beat=beat, writer=writer, pool_size=pool_size, outage_timeout=outage_timeout)
 
@@ -200,8 +200,8 @@ def _server(url: str, *, beat: HeartbeatSettings, pool_size: int, outage_timeout
     password = password or os.environ.get(PASSWORD_ENV) or None
     # The password goes to the driver, never into the URL that Optuna or SQLAlchemy might print.
     connect_args: dict[str, Any] = {"password": password} if password else {}
+    connect_args["connect_timeout"] = 10
     if scheme(url) == "postgresql":
-        connect_args["connect_timeout"] = 10
         connect_args["application_name"] = "hpstudy"
     engine_kwargs = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2,
                      "pool_recycle": 1800, "pool_timeout": 60, "connect_args": connect_args}
@@ -211,7 +211,7 @@ def _server(url: str, *, beat: HeartbeatSettings, pool_size: int, outage_timeout
 
 
 _S = TypeVar("_S", bound=optuna.storages.RDBStorage)
-_SCHEMA_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed: alembic_version")
+_SCHEMA_RACE = ("already exists", "duplicate key", "Duplicate entry", "UNIQUE constraint failed: alembic_version")
 
 
 def _created_once(create: Callable[[], _S]) -> _S:
@@ -257,11 +257,10 @@ def _grpc(url: str, *, beat: HeartbeatSettings, **_: Any) -> optuna.storages.Bas
 
 
 _OPENERS: dict[str, Callable[..., optuna.storages.BaseStorage]] = {
-    "sqlite": _sqlite, "postgresql": _server, "journal": _journal, "grpc": _grpc,
+    "sqlite": _sqlite, "postgresql": _server, "mysql": _server, "journal": _journal, "grpc": _grpc,
 }
-#: Schemes SQLAlchemy knows that hpstudy does not: no server of theirs is tested here.
-UNSUPPORTED = {"mysql": " (MySQL/MariaDB is not supported: use PostgreSQL, e.g. scripts/postgres.sh)",
-               "mariadb": " (MySQL/MariaDB is not supported: use PostgreSQL, e.g. scripts/postgres.sh)"}
+#: Schemes SQLAlchemy knows that hpstudy does not take, with what to use instead.
+UNSUPPORTED = {"mariadb": " (MariaDB: use mysql+pymysql://)"}
 
 
 def artifact_store(base: str | Path) -> FileSystemArtifactStore:

@@ -24,7 +24,7 @@ def serve(url: str, *, host: str = "0.0.0.0", port: int = 13000, threads: int = 
     """Serve ``url`` over gRPC until interrupted.
 
     Args:
-        url: The database behind the proxy (``postgresql+psycopg://``, ``sqlite:///``).
+        url: The database behind the proxy (``postgresql+psycopg://``, ``mysql+pymysql://``, ``sqlite:///``).
         host: Address to listen on.
         port: Port to listen on.
         threads: Requests served at once (and database connections at most).
@@ -32,7 +32,7 @@ def serve(url: str, *, host: str = "0.0.0.0", port: int = 13000, threads: int = 
     Raises:
         StorageURLError: The URL is not a database URL.
     """
-    if scheme(resolve_url(url)) not in ("postgresql", "sqlite"):
+    if scheme(resolve_url(url)) not in ("postgresql", "mysql", "sqlite"):
         raise StorageURLError(f"the proxy serves a database URL, got {mask_url(url)!r}")
     # Heartbeats of proxied workers are kept as trial attributes by the clients, so none here.
     backend = open_storage(url, heartbeat_interval=0, pool_size=max(2, threads // 4))

@@ -9,12 +9,12 @@ from pathlib import Path
 #: Where runtime data lives when set; else the current directory. Never inside the installed package.
 HOME_ENV = "HPSTUDY_HOME"
 DEFAULT_STORAGE_URL = "sqlite:///storage/hpstudy.db"
-SCHEMES = ("sqlite", "postgresql", "journal", "grpc")
+SCHEMES = ("sqlite", "postgresql", "mysql", "journal", "grpc")
 
 _PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]+:)(?P<pw>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd)=)(?P<pw>[^&\s]+)", re.IGNORECASE)
 #: Environment variables a database password is read from when the URL carries none (libpq reads
-#: ``PGPASSWORD`` and ``~/.pgpass`` by itself).
+#: ``PGPASSWORD`` and ``~/.pgpass`` by itself; ``HPSTUDY_DB_PASSWORD`` works for MySQL/MariaDB too).
 PASSWORD_ENV = "HPSTUDY_DB_PASSWORD"
 
 

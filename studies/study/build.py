@@ -26,6 +26,8 @@ METRICS_ATTR = "hpstudy.metrics"
 OBJECTIVE_ATTR = "hpstudy.objective"
 #: Each accepted change of objective settings: ``{"from_trial": N, "changed": {key: [old, new]}}``.
 OBJECTIVE_CHANGES_ATTR = "hpstudy.objective_changes"
+#: Objective settings that may differ between workers and resumes without making trials incomparable.
+RUNTIME_SETTINGS = frozenset({"device", "workers", "num_workers", "cpu_threads"})
 #: A random id given to the study when it is created: its run directories are keyed by it, so studies of
 #: one name in two storages never share a directory.
 UID_ATTR = "hpstudy.study_uid"
@@ -213,7 +215,9 @@ def study_uid(study: optuna.Study) -> str:
 
 def _objective_settings(spec: StudySpec) -> dict[str, Any]:
     settings: dict[str, Any] = spec.settings.model_dump(mode="json")
-    return {k: v for k, v in settings.items() if k not in spec.space}  # searched: differ per trial anyway
+    # Searched ones differ per trial anyway; runtime ones say where and how fast a trial runs (a machine's
+    # dataloader workers, its device), not what it learns.
+    return {k: v for k, v in settings.items() if k not in spec.space and k not in RUNTIME_SETTINGS}
 
 
 def _check_or_store_objective(study: optuna.Study, spec: StudySpec, source: str, allow_change: bool) -> None:

@@ -12,7 +12,7 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self._next_sweep = 0.0
+        self._heap_frozen_after_first_trial = False
         if self.objective is None:
             self.objective = load_objective(self.spec.settings)
         self.artifacts_root = artifacts_root(self.spec)
@@ -96,7 +97,7 @@ class Worker:
         """Run trials until the study is full, the timeout passes or a signal arrives."""
         result = WorkerResult(self.study)
         deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
-        with handle_signals(self._interrupt):
+        with handle_signals(self._interrupt), _frozen_heap():
             while not self._interrupt.requested:
                 if deadline is not None and time.monotonic() >= deadline:
                     result.timed_out = True
@@ -129,10 +130,17 @@ class Worker:
         trial = self.study._storage.get_trial(trial_id) if trial_id is not None else None
         if trial is not None and self._interrupt.requested:
             self._requeue_interrupted(trial)
-        if self.trial_runner.last_wall_time >= GC_MIN_TRIAL_SECONDS:
-            # Free what training left in cycles: ~0.1 s with torch loaded, noise after a real trial (a
-            # failed trial already dropped its frames, see TrialRunner._fail).
+        failed = trial is not None and trial.state == TrialState.FAIL
+        if failed or self.trial_runner.last_wall_time >= GC_MIN_TRIAL_SECONDS:
+            # Free what training left in cycles (a trainer and its loops refer to each other). A failed
+            # trial may be retried at once and fail again: without this its memory piles up until Python's
+            # own full collection, which a heap of torch objects makes rare. Cheap: the heap is frozen.
             gc.collect()
+        if not self._heap_frozen_after_first_trial:
+            # The first trial imported the training library (Ultralytics, Lightning): freeze that too.
+            gc.collect()
+            gc.freeze()
+            self._heap_frozen_after_first_trial = True
         return trial
 
     # -- scheduling -------------------------------------------------------------------------------
@@ -175,6 +183,22 @@ class Worker:
     def _report(self, trial: optuna.trial.FrozenTrial) -> None:
         if self.on_trial_end is not None and trial.state.is_finished():
             self.on_trial_end(trial)
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Keep what is alive now (imported modules, torch) out of the garbage collector's scans.
+
+    A full collection then looks only at what trials made since, which takes milliseconds instead of the
+    ~0.2 s a heap of torch and Lightning objects costs, so the worker can afford one after every failed
+    trial. Undone when the loop ends, for the caller's sake.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def finished(counts: dict[TrialState, int]) -> int:

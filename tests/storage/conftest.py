@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hpstudy.storage.pgserver import PostgresError, PostgresServer, find_bindir, free_port
+from support.mariadb import MariaDBMissing, MariaDBServer
 from support.workers import PYTHON, REPO, Workers, wait_for
 
 
@@ -39,6 +40,24 @@ def postgres() -> Iterator[PostgresServer]:
     finally:
         server.destroy()
         root.rmdir()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """A running private MariaDB server for the whole session (skipped without it, except under CI)."""
+    root = Path(tempfile.mkdtemp(prefix="hpstudy-mariadb-"))
+    try:
+        server = MariaDBServer(root)
+    except MariaDBMissing as err:
+        root.rmdir()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {err}")
+        pytest.skip(str(err))
+    try:
+        server.start(port=free_port())
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpstudy.storage.pgserver import PostgresServer, free_port
+from support.mariadb import MariaDBServer
 from support.workers import REPO, write_spec
 
 SECRET = "Wr0ngS3cretPw"
@@ -71,6 +72,21 @@ def test_missing_driver(spec: Path) -> None:
     _check(code, lines, "missing database driver", "pg8000", "pip install")
 
 
-def test_mysql_is_refused_not_claimed(spec: Path) -> None:
-    code, lines = _run(spec, f"mysql+pymysql://hpstudy:{SECRET}@127.0.0.1/hpstudy")
-    _check(code, lines, "MySQL/MariaDB is not supported", "postgresql+psycopg://")
+def test_mysql_server_down(spec: Path) -> None:
+    code, lines = _run(spec, f"mysql+pymysql://hpstudy:{SECRET}@127.0.0.1:{free_port()}/hpstudy")
+    _check(code, lines, "mysql+pymysql://hpstudy:***@127.0.0.1", "cannot reach the server")
+
+
+def test_mysql_wrong_and_missing_password(spec: Path, mariadb: MariaDBServer) -> None:
+    _check(*_run(spec, mariadb.url(), password=SECRET), "authentication failed", "HPSTUDY_DB_PASSWORD")
+    _check(*_run(spec, mariadb.url()), "no password", "HPSTUDY_DB_PASSWORD")
+
+
+def test_mysql_unknown_database(spec: Path, mariadb: MariaDBServer) -> None:
+    url = mariadb.url().rsplit("/", 1)[0] + "/no_such_db"
+    _check(*_run(spec, url, password=mariadb.password), "no_such_db", "unknown database")
+
+
+def test_missing_mysql_driver(spec: Path) -> None:
+    code, lines = _run(spec, f"mysql+mysqldb://hpstudy:{SECRET}@127.0.0.1:3306/hpstudy")
+    _check(code, lines, "missing database driver 'MySQLdb'", "pip install 'mysqlclient'")

@@ -52,6 +52,18 @@ def test_changed_objective_is_refused_in_one_line_then_recorded_with_the_flag(
     assert main([*changed[:5], "5", *changed[6:]]) == 0
 
 
+def test_a_runtime_setting_is_no_objective_change(write_spec: Callable[..., Path], sqlite_url: str) -> None:
+    spec = {"name": "cnn", "objective": {"type": "cnn", "data": "digits", "epochs": 1, "max_train_samples": 64},
+            "space": {"lr": {"type": "float", "low": 0.01, "high": 0.1}}, "n_trials": 1, "device": "cpu",
+            "pruner": {"name": "none"}}
+    path = write_spec(spec)
+    assert main([str(path), "--storage", sqlite_url, "--quiet"]) == 0
+    assert main([str(path), "--storage", sqlite_url, "--quiet", "--n-trials", "2",
+                 "--set", "objective.cpu_threads=2", "--set", "objective.num_workers=0"]) == 0
+    assert main([str(path), "--storage", sqlite_url, "--quiet", "--n-trials", "3",
+                 "--set", "objective.epochs=2"]) == 2
+
+
 def test_a_searched_setting_is_no_objective_change(write_spec: Callable[..., Path], formula: Spec,
                                                    sqlite_url: str) -> None:
     space = {"x": {"type": "float", "low": -1.0, "high": 1.0}, "steps": {"type": "int", "low": 1, "high": 3}}
