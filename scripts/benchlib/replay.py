@@ -160,7 +160,8 @@ def objective_defaults(recording: Recording, space: Mapping[str, Any]) -> dict[s
 
     objective = dict(recording.objective)
     settings = settings_class(str(objective.get("type", "formula"))).model_construct(**objective)
-    return default_params(types.SimpleNamespace(settings=settings, space=dict(space)))  # type: ignore[arg-type]
+    params, _notes = default_params(types.SimpleNamespace(settings=settings, space=dict(space)))  # type: ignore[arg-type]
+    return params  # a default dropped or moved to the nearest choice, as start_from_defaults enqueues it
 
 
 # -- Ultralytics' genetic tuner: its own _mutate on a tune dir of replayed results --------------------
