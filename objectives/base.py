@@ -145,6 +145,8 @@ class Backend:
         contour: The pair of hyperparameters the report's contour plot prefers when both are searched.
         export: ``train_config(settings, params, filename) -> (config, usage)`` writing a trial as the
             training library's own config (``hpstudy export``), if the backend has one.
+        commands: Subcommands the backend adds to ``hpstudy``, as ``(name, "module:main", one-line help)``
+            (e.g. a data-set generator); ``main(argv) -> int``.
     """
 
     name: str
@@ -154,6 +156,7 @@ class Backend:
     checkpoints: tuple[str, ...] = ()
     contour: tuple[str, str] | None = None
     export: str | None = None
+    commands: tuple[tuple[str, str, str], ...] = ()
 
     def settings_class(self) -> type[ObjectiveSettings]:
         from hpstudy.objectives.registry import import_object

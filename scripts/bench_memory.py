@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +21,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "memory.json"))
     parser.add_argument("--fixtures", default=str(ROOT / "tests" / "fixtures" / "memory"))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from hpstudy.studies.memory.bench import run_bench
+    from benchlib.memory_bench import run_bench
 
     result = run_bench(args.device, Path(args.fixtures), log=lambda line: print(line, flush=True))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 
 import sys
 
-from hpstudy.studies.cli.tools import make_shapes
+from hpstudy.objectives.yolo.commands import make_shapes
 
 if __name__ == "__main__":
     sys.exit(make_shapes())

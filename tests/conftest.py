@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from support.workers import Workers
+
 REPO = Path(__file__).resolve().parent.parent
 RUN_STUDY = REPO / "scripts" / "run_study.py"
 
@@ -90,3 +92,13 @@ def start_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Start worker processes; whatever still runs at the end is killed."""
+    group = Workers(tmp_path)
+    try:
+        yield group
+    finally:
+        group.kill_all()

@@ -12,6 +12,8 @@ BACKEND = Backend(
     checkpoints=("last.ckpt",),
     contour=("lr", "momentum"),
     export="hpstudy.objectives.cnn.export:objective_block",
+    commands=(("digits-data", "hpstudy.objectives.cnn.demo:main",
+               "write digits as a binary or multi-label image tree"),),
 )
 
 __all__ = ["BACKEND"]

@@ -12,6 +12,7 @@ BACKEND = Backend(
     checkpoints=("weights/last.pt",),
     contour=("lr0", "momentum"),
     export="hpstudy.objectives.yolo.export:train_config",
+    commands=(("shapes", "hpstudy.objectives.yolo.commands:make_shapes", "write the synthetic shapes dataset"),),
 )
 
 __all__ = ["BACKEND"]

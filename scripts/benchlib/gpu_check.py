@@ -174,8 +174,8 @@ def memory_case(settings: CheckSettings, model: str, budget_mib: float, probe: A
                 targets: Sequence[float] = (0.6, 0.8, 1.0)) -> dict[str, Any]:
     """Profile ``model`` under ``budget_mib``, fit, and measure the largest batch the model puts under
     each target share of the budget, at each image size."""
+    from benchlib.memory_eval import summarize
     from hpstudy.objectives.yolo.probe import YoloStep
-    from hpstudy.studies.memory.evaluate import summarize
     from hpstudy.studies.memory.model import fit_model
     from hpstudy.studies.memory.probe import AxisGrid, LadderSettings, profile_ladder, timed
 
@@ -227,7 +227,7 @@ def _largest_batch(model: Any, size: int, limit_mib: float, high: int) -> int | 
 
 
 def _pooled(cases: Any) -> dict[str, Any]:
-    from hpstudy.studies.memory.evaluate import summarize
+    from benchlib.memory_eval import summarize
 
     cases = list(cases)
     errors = [e for c in cases for e in c["errors"]]

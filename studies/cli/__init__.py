@@ -19,14 +19,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "postgres": ("hpstudy.storage.pgserver:main", "a local PostgreSQL server: start|stop|status|url|env"),
     "proxy": ("hpstudy.storage.proxy:main", "Optuna's gRPC storage proxy in front of a database"),
     "memory-map": ("hpstudy.studies.cli.tools:memory_map", "draw a study's memory map (PNG)"),
-    "shapes": ("hpstudy.studies.cli.tools:make_shapes", "write the synthetic shapes dataset"),
-    "digits-data": ("hpstudy.objectives.cnn.demo:main", "write digits as a binary or multi-label image tree"),
 }
 
 
-def _usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+def all_commands() -> dict[str, tuple[str, str]]:
+    """The core subcommands, then those the backends add (``Backend.commands``), e.g. data generators."""
+    from hpstudy.objectives import backends, get_backend
+
+    table = dict(COMMANDS)
+    for name in backends():
+        try:
+            backend = get_backend(name)
+        except Exception:  # noqa: BLE001 - a broken third-party plug-in must not break the command
+            continue
+        for command, entry, text in backend.commands:
+            table.setdefault(command, (entry, text))
+    return table
+
+
+def _usage(commands: dict[str, tuple[str, str]]) -> str:
+    width = max(map(len, commands))
+    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in commands.items()]
     return "usage: hpstudy COMMAND [ARGS...]   (hpstudy COMMAND --help for its flags)\n\ncommands:\n" + \
         "\n".join(lines)
 
@@ -36,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hpstudy.objectives.registry import import_object
 
     args = list(sys.argv[1:] if argv is None else argv)
+    commands = COMMANDS if args and args[0] in COMMANDS else all_commands()
     if not args or args[0] in ("-h", "--help"):
-        print(_usage())
+        print(_usage(commands))
         return 0 if args else 2
     if args[0] == "--version":
         from hpstudy import __version__
@@ -45,12 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpstudy {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+    if name not in commands:
+        print(f"error: unknown command {name!r}; allowed: {', '.join(commands)}", file=sys.stderr)
         return 2
     sys.argv = [f"hpstudy {name}", *rest]  # argparse's usage lines say what the user typed
-    entry: Callable[[Sequence[str] | None], int] = import_object(COMMANDS[name][0])
+    entry: Callable[[Sequence[str] | None], int] = import_object(commands[name][0])
     return int(entry(rest) or 0)
 
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "all_commands", "main"]

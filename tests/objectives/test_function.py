@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from hpstudy.storage import open_storage
 from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
 from hpstudy.studies.worker import run_root
+from support.studies import AlwaysPrune, run_study
 from support.workers import Workers, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
@@ -79,22 +80,8 @@ def _spec(directory: Path, **overrides: Any) -> Path:
     return path
 
 
-class _Always(optuna.pruners.BasePruner):
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return True
-
-
-def _run(path: Path, url: str, pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    spec = load_spec(path)
-    study = open_study(spec, open_storage(url))
-    if pruner is not None:
-        study.pruner = pruner
-    Worker(spec=spec, study=study, device="cpu").run()
-    return study
-
-
 def test_function_trials_get_params_over_defaults_and_return_metrics(tmp_path: Path, sqlite_url: str) -> None:
-    study = _run(_spec(tmp_path), sqlite_url, optuna.pruners.NopPruner())
+    study = run_study(_spec(tmp_path), sqlite_url, optuna.pruners.NopPruner())
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     for t in trials:
@@ -108,7 +95,7 @@ def test_function_trials_get_params_over_defaults_and_return_metrics(tmp_path: P
 
 
 def test_report_raises_trial_pruned_when_the_pruner_says_so(tmp_path: Path, sqlite_url: str) -> None:
-    study = _run(_spec(tmp_path, n_trials=1), sqlite_url, _Always())
+    study = run_study(_spec(tmp_path, n_trials=1), sqlite_url, AlwaysPrune())
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [0]
@@ -118,7 +105,7 @@ def test_report_raises_trial_pruned_when_the_pruner_says_so(tmp_path: Path, sqli
 def test_a_float_result_is_the_metric(tmp_path: Path, sqlite_url: str) -> None:
     path = _spec(tmp_path, objective={"type": "function", "target": "user_train:plain"}, metric="x_value",
                  direction="minimize", pruner={"name": "none"})
-    study = _run(path, sqlite_url)
+    study = run_study(path, sqlite_url)
     assert [t.value for t in study.trials] == [t.params["x"] for t in study.trials]
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
 
@@ -169,14 +156,6 @@ def test_the_example_runs(tmp_path: Path, sqlite_url: str) -> None:
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert all(0.0 <= t.value <= 1.0 for t in study.trials)
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(tmp_path)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 @pytest.mark.slow

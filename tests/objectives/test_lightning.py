@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hpstudy.storage import open_storage
 from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
 from hpstudy.studies.worker import run_root
+from support.studies import AlwaysPrune, run_study
 from support.workers import Workers, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
@@ -81,22 +82,8 @@ def _spec(directory: Path, **overrides: Any) -> Path:
     return path
 
 
-class _Always(optuna.pruners.BasePruner):
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return True
-
-
-def _run(path: Path, url: str, pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    spec = load_spec(path)
-    study = open_study(spec, open_storage(url))
-    if pruner is not None:
-        study.pruner = pruner
-    Worker(spec=spec, study=study, device="cpu").run()
-    return study
-
-
 def test_values_are_routed_by_prefix_and_every_logged_metric_is_kept(tmp_path: Path, sqlite_url: str) -> None:
-    study = _run(_spec(tmp_path), sqlite_url, optuna.pruners.NopPruner())
+    study = run_study(_spec(tmp_path), sqlite_url, optuna.pruners.NopPruner())
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert len({t.params["model.lr"] for t in trials}) == 2
@@ -113,14 +100,14 @@ def test_values_are_routed_by_prefix_and_every_logged_metric_is_kept(tmp_path: P
 def test_hidden_width_reaches_the_module(tmp_path: Path, sqlite_url: str) -> None:
     import torch
 
-    study = _run(_spec(tmp_path, n_trials=1), sqlite_url, optuna.pruners.NopPruner())
+    study = run_study(_spec(tmp_path, n_trials=1), sqlite_url, optuna.pruners.NopPruner())
     (trial,) = study.trials
     state = torch.load(Path(trial.user_attrs["run_dir"]) / "last.ckpt", weights_only=False)["state_dict"]
     assert state["net.0.weight"].shape == (trial.params["model.hidden"], 8)
 
 
 def test_always_prune_stops_after_the_first_epoch(tmp_path: Path, sqlite_url: str) -> None:
-    study = _run(_spec(tmp_path, n_trials=1), sqlite_url, _Always())
+    study = run_study(_spec(tmp_path, n_trials=1), sqlite_url, AlwaysPrune())
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [0]
@@ -191,14 +178,6 @@ def test_a_memory_budget_profiles_the_users_module_on_the_users_data(tmp_path: P
         assert t.user_attrs["memory_budget_mib"] == pytest.approx(300.0)
         assert 0 < t.user_attrs["peak_memory_predicted_mib"] <= 300.0
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(tmp_path)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 @pytest.mark.slow

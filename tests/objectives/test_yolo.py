@@ -15,9 +15,8 @@ from optuna.trial import TrialState
 
 import hpstudy.objectives.yolo.objective  # noqa: F401  (offline environment before anything imports Ultralytics)
 from hpstudy.objectives.yolo.shapes import ShapesConfig, make_detection_dataset
-from hpstudy.storage import open_storage
-from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.inspect.export import export_best
+from support.studies import run_study
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +52,6 @@ class StepLog(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         self.steps.append(trial.last_step)
         return self.answer
-
-
-def run_study(path: Path, url: str, pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    spec = load_spec(path)
-    study = open_study(spec, open_storage(url))
-    if pruner is not None:
-        study.pruner = pruner
-    Worker(spec=spec, study=study, device="cpu").run()
-    return study
 
 
 def results_rows(run_dir: str) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from hpstudy.storage.pgserver import PostgresError, PostgresServer, find_bindir, free_port
 from support.mariadb import MariaDBMissing, MariaDBServer
-from support.workers import PYTHON, REPO, Workers, wait_for
+from support.workers import PYTHON, REPO, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -65,16 +65,6 @@ def pg_env(postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> dict[st
     """Environment carrying the database password (never the URL) for this process and workers."""
     monkeypatch.setenv("HPSTUDY_DB_PASSWORD", postgres.password)
     return {"HPSTUDY_DB_PASSWORD": postgres.password}
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    """Start worker processes; whatever still runs at the end is killed."""
-    group = Workers(tmp_path)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 @pytest.fixture

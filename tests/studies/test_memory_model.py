@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hpstudy.studies.memory.evaluate import evaluate_recorded, load_tables
+from benchlib.memory_eval import evaluate_recorded, load_tables
 from hpstudy.studies.memory.model import (
     MemoryModel,
     NotEnoughObservations,

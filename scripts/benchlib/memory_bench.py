@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpstudy.studies.memory.evaluate import evaluate_recorded, summarize
+from benchlib.memory_eval import evaluate_recorded, summarize
 from hpstudy.studies.memory.model import MemoryModel, fit_model
 from hpstudy.studies.memory.probe import (
     AxisGrid,
