@@ -1,7 +1,7 @@
 """Measuring peak training memory: the :class:`Probe` protocol, a CUDA and a CPU implementation, and the
 profiling ladder that picks which (imgsz, batch) points to measure.
 
-A profiling *step* comes from the objective (``objectives/yolo_probe.py``, ``objectives/cnn_probe.py``): a
+A profiling *step* comes from the objective (its backend's ``probe``, e.g. ``objectives/yolo/probe.py``): a
 picklable callable ``step(point, device)`` that builds the real model at ``point`` and runs a few real
 training steps (forward, loss, backward, optimizer step). The probe owns the measuring:
 
