@@ -29,6 +29,7 @@ from hpstudy.studies.worker import (
     run_root,
     silence_optuna,
 )
+from hpstudy.studies.worker.output import console_stderr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,11 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is now (a caller or a test may have replaced it since)."""
+    """Writes to the console's current ``sys.stderr`` (a caller or a test may have replaced it since), also
+    while a trial's output is redirected to its ``train.log``."""
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
-        return sys.stderr
+        return console_stderr()
 
     @stream.setter
     def stream(self, value: Any) -> None:

@@ -18,6 +18,17 @@ from typing import IO, Any
 
 #: The trainer's output, in each trial's run directory.
 LOG_NAME = "train.log"
+#: The stderr of the console before each (nested) redirection: hpstudy's own lines still go there.
+_CONSOLES: list[IO[str]] = []
+
+
+def console_stderr() -> IO[str]:
+    """Where hpstudy's own lines go: the console's stderr, even while a trial's output goes to its log.
+
+    A database outage during a trial ("storage unreachable ... retrying") must reach the person watching,
+    not the trial's ``train.log``.
+    """
+    return _CONSOLES[-1] if _CONSOLES else sys.stderr
 
 
 class _Tee(io.TextIOBase):
@@ -53,10 +64,12 @@ def trainer_output(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
         out: IO[str] = _Tee(log, sys.stdout) if verbose else log  # type: ignore[assignment]
         err: IO[str] = _Tee(log, sys.stderr) if verbose else log  # type: ignore[assignment]
         moved = _retarget_console_handlers(consoles, out)
+        _CONSOLES.append(sys.stderr)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 yield path
         finally:
+            _CONSOLES.pop()
             for handler, stream in moved:
                 handler.setStream(stream)
 

@@ -50,3 +50,21 @@ def test_verbose_shows_it_live_too(write_spec: Callable[..., Path], formula: Spe
     assert output.count("NOISY-PROGRESS") == 20
     (run_dir,) = _run_dirs(sqlite_url)
     assert (run_dir / "train.log").read_text().count("NOISY-PRINT") == 20
+
+
+def test_hpstudys_own_warnings_during_a_trial_reach_the_console(tmp_path: Path) -> None:
+    # A database outage mid-trial ("storage unreachable ... retrying") is for the person watching, not
+    # for train.log: in a fresh process, with the runner's warning handler, from inside trainer_output.
+    code = ("import logging, pathlib, sys\n"
+            "from hpstudy.studies.cli.run import say_warnings\n"
+            "from hpstudy.studies.worker.output import trainer_output\n"
+            "say_warnings()\n"
+            f"with trainer_output(pathlib.Path({str(tmp_path)!r})):\n"
+            "    print('TRAINER')\n"
+            "    logging.getLogger('hpstudy.storage').warning('storage unreachable; retrying')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "warning: storage unreachable; retrying"
+    log = (tmp_path / "train.log").read_text()
+    assert "TRAINER" in log
+    assert "retrying" not in log
