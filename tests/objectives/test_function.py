@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
 from hpstudy.studies.worker import run_root
 from support.studies import AlwaysPrune, run_study
-from support.workers import Workers, wait_for
+from support.workers import Workers, kill_mid_trial_and_resume
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
 
@@ -166,33 +164,10 @@ def test_a_killed_trial_resumes_from_the_functions_checkpoint(tmp_path: Path, wo
                             "defaults": {"epochs": epochs, "seconds": 0.4}})
     url = f"journal:///{tmp_path / 'study.log'}"
     name = yaml.safe_load(path.read_text())["name"]
-    victim = workers.start(path, url)
-    killed = wait_for(_running_with(url, name, 2), timeout=60, what="a trial with 2 reported epochs")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=10)
-    study = optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
-    reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
-    assert reported < epochs - 1
-
-    workers.start(path, url)
-    assert workers.wait(timeout=120)[1:] == [0], workers.output()[-3000:]
-    trials = study.get_trials(deepcopy=False)
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
-    assert retry.state == TrialState.COMPLETE, workers.output()[-3000:]
-    assert retry.params == killed.params
+    seen = kill_mid_trial_and_resume(workers, path, url, name, epochs=epochs, timeout=60)
+    study, killed, reported, retry = seen.study, seen.killed, seen.reported, seen.retry
     checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / "last.pt"
     assert retry.user_attrs["resumed_from"] == str(checkpoint)
     assert retry.user_attrs["first_epoch"] >= reported + 1  # only the epochs after the checkpoint ran
     assert sorted(retry.intermediate_values) == list(range(epochs))
 
-
-def _running_with(url: str, name: str, reports: int) -> Callable[[], optuna.trial.FrozenTrial | None]:
-    def find() -> optuna.trial.FrozenTrial | None:
-        try:
-            study = optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
-        except KeyError:
-            return None
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return next((t for t in running if len(t.intermediate_values) >= reports), None)
-
-    return find

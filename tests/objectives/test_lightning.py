@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import textwrap
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from hpstudy.studies import Worker, load_spec, open_study
 from hpstudy.studies.errors import SpecError
 from hpstudy.studies.worker import run_root
 from support.studies import AlwaysPrune, run_study
-from support.workers import Workers, wait_for
+from support.workers import Workers, kill_mid_trial_and_resume
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "studies" / "examples"
 
@@ -188,29 +187,8 @@ def test_a_killed_trial_resumes_from_its_epoch_checkpoint(tmp_path: Path, worker
                                                             "data": {"n": 256, "dim": 8}}})
     url = f"journal:///{tmp_path / 'study.log'}"
     name = f"lit-{tmp_path.name}"
-    victim = workers.start(path, url)
-
-    def mid_trial() -> optuna.trial.FrozenTrial | None:
-        try:
-            study = optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
-        except KeyError:
-            return None
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return next((t for t in running if len(t.intermediate_values) >= 2), None)
-
-    killed = wait_for(mid_trial, timeout=90, what="a trial with 2 trained epochs")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=10)
-    study = optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
-    reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
-    assert reported < epochs - 1
-
-    workers.start(path, url)
-    assert workers.wait(timeout=150)[1:] == [0], workers.output()[-3000:]
-    trials = study.get_trials(deepcopy=False)
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
-    assert retry.state == TrialState.COMPLETE, [t.user_attrs.get("fail_reason") for t in trials]
-    assert retry.params == killed.params
+    seen = kill_mid_trial_and_resume(workers, path, url, name, epochs=epochs, timeout=90)
+    study, killed, retry = seen.study, seen.killed, seen.retry
     checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / "last.ckpt"
     assert retry.user_attrs["resumed_from"] == str(checkpoint)
     assert retry.user_attrs["epochs_run"] == epochs

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 import yaml
-from optuna.trial import TrialState
 
 import hpstudy.objectives.yolo.objective  # noqa: F401  (offline environment before anything imports Ultralytics)
 from hpstudy.objectives.yolo.shapes import ShapesConfig, make_detection_dataset
-from hpstudy.storage import open_storage
 from hpstudy.studies.worker import run_root
-from support.workers import Workers, wait_for
+from support.workers import Workers, kill_mid_trial_and_resume
 
 
 def _objective(kind: str, directory: Path, epochs: int) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -54,34 +50,9 @@ def test_killed_training_trial_resumes_from_its_checkpoint(kind: str, workers: W
     name = f"{kind}-kill-{tmp_path.name}"
     epochs = 5
     spec, checkpoint_name = _spec(kind, tmp_path, name, epochs)
-    victim = workers.start(spec, url)
-    study: optuna.Study | None = None
-
-    def mid_trial() -> optuna.trial.FrozenTrial | None:
-        nonlocal study
-        try:
-            study = study or optuna.load_study(study_name=name, storage=open_storage(url, writer=False))
-        except KeyError:
-            return None
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return next((t for t in running if len(t.intermediate_values) >= 2), None)
-
-    killed = wait_for(mid_trial, timeout=120, what=f"a {kind} trial with 2 trained epochs")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=10)
-    assert study is not None
-    reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
-    assert reported < epochs - 1, "the trial finished before it could be killed: make epochs longer"
+    seen = kill_mid_trial_and_resume(workers, spec, url, name, epochs=epochs)
+    study, killed, reported, retry = seen.study, seen.killed, seen.reported, seen.retry
     checkpoint = run_root(tmp_path / "artifacts", study) / str(killed.number) / checkpoint_name
-
-    workers.start(spec, url)
-    assert workers.wait(timeout=180)[1:] == [0], workers.output()[-3000:]
-
-    trials = study.get_trials(deepcopy=False)
-    assert trials[killed.number].state == TrialState.FAIL
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
-    assert retry.state == TrialState.COMPLETE, workers.output()[-3000:]
-    assert retry.params == killed.params
     assert retry.user_attrs["resumed_from"] == str(checkpoint)
     resumed_epoch = retry.user_attrs["resumed_from_epoch"]
     assert resumed_epoch >= reported  # the checkpoint holds at least every epoch seen in the storage

@@ -94,3 +94,62 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@dataclass
+class KilledTrial:
+    """What :func:`kill_mid_trial_and_resume` saw.
+
+    Attributes:
+        study: The study, loaded read-only.
+        killed: The trial as it was when its worker was killed (RUNNING, some epochs reported).
+        reported: The last epoch the storage held for it at the kill.
+        retry: The retry of the killed trial after the second worker ended (checked COMPLETE).
+    """
+
+    study: Any
+    killed: Any
+    reported: int
+    retry: Any
+
+
+def kill_mid_trial_and_resume(workers: Workers, spec: Path, url: str, name: str, *, epochs: int,
+                              reports: int = 2, timeout: float = 120) -> KilledTrial:
+    """Start a worker, SIGKILL it once a running trial has ``reports`` epochs reported, start another.
+
+    The second worker retries the killed trial (after the heartbeat grace period); its retry must complete
+    with the same parameters. The caller checks where it resumed from.
+    """
+    import signal
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpstudy.storage import open_storage
+
+    victim = workers.start(spec, url)
+    found: dict[str, Any] = {}
+
+    def mid_trial() -> Any:
+        try:
+            found["study"] = found.get("study") or optuna.load_study(
+                study_name=name, storage=open_storage(url, writer=False))
+        except KeyError:
+            return None
+        running = found["study"].get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return next((t for t in running if len(t.intermediate_values) >= reports), None)
+
+    killed = wait_for(mid_trial, timeout=timeout, what=f"a trial with {reports} reported epochs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    study = found["study"]
+    reported = max(study.get_trials(deepcopy=False)[killed.number].intermediate_values)
+    assert reported < epochs - 1, "the trial finished before it could be killed: make epochs longer"
+    workers.start(spec, url)
+    assert workers.wait(timeout=timeout + 60)[1:] == [0], workers.output()[-3000:]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[killed.number].state == TrialState.FAIL
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
+    assert retry.state == TrialState.COMPLETE, [t.user_attrs.get("fail_reason") for t in trials]
+    assert retry.params == killed.params
+    return KilledTrial(study=study, killed=killed, reported=reported, retry=retry)
