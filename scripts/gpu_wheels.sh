@@ -3,7 +3,7 @@
 # scripts/gpu_check.sh can install them there offline (`pip install --no-index --find-links .whl`).
 # The image already has torch 2.11, torchvision, lightning, numpy, pandas, scipy, matplotlib, pillow,
 # opencv-python-headless, psutil, pyyaml, requests, tqdm, packaging, httpx, nvidia-ml-py
-# (/work/.library/device/KINDS.md): those are never downloaded, and torch never is.
+# (the device tool's description of the GPU image): those are never downloaded, and torch never is.
 # Versions match the dev venv's (pyproject.toml's ranges). The device tool carries at most 64 MiB in all
 # (working tree included), so the total is checked against a wheel budget.
 #
