@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from benchlib.tasks import YOLO_FIXED, YOLO_SPACE, _shapes_detect, digits_images
+from benchlib.tasks import YOLO_DIGITS_CLS, YOLO_FIXED, YOLO_SPACE, _shapes_detect, digits_images
 from hpstudy.objectives.yolo.shapes import ShapesConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -94,10 +94,7 @@ RECORD_TASKS: dict[str, RecordTask] = {
                     "far from Adam's best, as for a user who switches the optimiser (not saturated)"),
     "yolo-digits-cls": RecordTask(
         name="yolo-digits-cls",
-        objective={"type": "yolo", "model": "yolov8n-cls.yaml", "task": "classify", "epochs": 15,
-                   "imgsz": 32, "batch": 32, "nbs": 32, **YOLO_FIXED,
-                   "train_args": {**YOLO_FIXED["train_args"], "auto_augment": None},
-                   "erasing": 0.0, "scale": 0.0, "fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0},
+        objective={**YOLO_DIGITS_CLS, "epochs": 15},
         space=YOLO_SPACE, metric="fitness", import_module="ultralytics", value_rule="best",
         make_data=lambda root: digits_images(root, n_train=400, n_val=200),
         description="yolov8n-cls from scratch on scikit-learn digits as 32 px images (400 train / 200 "
